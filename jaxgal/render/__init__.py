@@ -1,0 +1,3 @@
+from jaxgal.render.image import render
+
+__all__ = ["render"]
