@@ -13,8 +13,8 @@ scattered in and nothing wraps around. S enters that grid as point masses, split
   smooth (C-infinity) taper from 1 inside circularised radius r1 = 3 h / sqrt(q) to 0
   outside 2 r1, wide enough that the halo is smooth in every direction, q = 0.05 too. The
   core is integrated by quadrature in polar coordinates of the circularised frame:
-  composite Gauss-Legendre in log R (3 panels of 8 nodes) times a 128-point trapezoid in
-  angle, and the light inside R = h / 50 (exact, from the incomplete gamma function) as
+  composite Gauss-Legendre in log R, then in R (8 panels of 8 nodes), times a trapezoid in
+  angle (8 to 160 nodes a ring), and the light inside R = h / 50 (exact, from the incomplete gamma function) as
   one point at the centre. Each node is spread onto the fine grid with cubic Lagrange
   weights, which keep its moments up to third order, so its convolution with the smooth
   kernel is exact to fourth order in h / (kernel width).
@@ -33,6 +33,7 @@ from jaxtyping import Array, Float
 
 from jaxgal.grid import PixelGrid
 from jaxgal.light.sersic import Sersic
+from jaxgal.light.taper import smooth_taper
 
 CORE_RADIUS_IN_CELLS = 1.5
 CORE_TAPER_RATIO = 3.0
@@ -40,16 +41,9 @@ LUMP_RADIUS_IN_CELLS = 0.02
 LOG_PANELS = 2
 UNIFORM_PANELS = 6
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
-ANGULAR_NODES = 160
-
-
-def smooth_taper(t):
-    """1 for t <= 0, 0 for t >= 1, C-infinity in between (and finite gradients everywhere)."""
-    inside = (t > 0) & (t < 1)
-    safe = jnp.where(inside, t, 0.5)
-    rising = jnp.exp(-1.0 / safe)
-    falling = jnp.exp(-1.0 / (1.0 - safe))
-    return jnp.where(t <= 0, 1.0, jnp.where(t >= 1, 0.0, falling / (falling + rising)))
+# angular nodes of the rings of each radial panel: the log panels, then the uniform ones
+LATTICE_OFFSET = 0.25
+ANGULAR_NODES = (8, 8, 64, 64, 128, 128, 160, 160)
 
 
 def _gauss_legendre_panels(start, end, panels):
@@ -83,22 +77,24 @@ def _core_nodes(profile: Sersic, cell):
     ring_light = radial_weight * profile.radial_profile(radius) * taper
 
     eccentricity = (1.0 - profile.q) / (2.0 * (1.0 + profile.q))
-    psi = 2.0 * jnp.pi * (jnp.arange(ANGULAR_NODES) + 0.5) / ANGULAR_NODES
-    angle = psi + eccentricity * jnp.sin(2.0 * psi)
-    angle_weight = (2.0 * jnp.pi / ANGULAR_NODES) * (1.0 + 2.0 * eccentricity * jnp.cos(2.0 * psi))
-    u = radius[:, None] * jnp.cos(angle)
-    v = radius[:, None] * jnp.sin(angle)
-    x_major, y_minor = u / root_q, v * root_q
     pa = jnp.deg2rad(profile.pa)
     cos, sin = jnp.cos(pa), jnp.sin(pa)
-    x = profile.x0 + x_major * cos - y_minor * sin
-    y = profile.y0 + x_major * sin + y_minor * cos
-    masses = ring_light[:, None] * angle_weight
+    xs, ys, masses = [], [], []
+    for panel, count in enumerate(ANGULAR_NODES):
+        rings = slice(panel * len(_GL_NODES), (panel + 1) * len(_GL_NODES))
+        psi = 2.0 * jnp.pi * (jnp.arange(count) + 0.5) / count
+        angle = psi + eccentricity * jnp.sin(2.0 * psi)
+        angle_weight = (2.0 * jnp.pi / count) * (1.0 + 2.0 * eccentricity * jnp.cos(2.0 * psi))
+        x_major = radius[rings, None] * jnp.cos(angle) / root_q
+        y_minor = radius[rings, None] * jnp.sin(angle) * root_q
+        xs.append((profile.x0 + x_major * cos - y_minor * sin).reshape(-1))
+        ys.append((profile.y0 + x_major * sin + y_minor * cos).reshape(-1))
+        masses.append((ring_light[rings, None] * angle_weight).reshape(-1))
 
     lump_light = profile.flux * profile.enclosed_fraction(lump)
-    x = jnp.concatenate([x.reshape(-1), profile.x0[None]])
-    y = jnp.concatenate([y.reshape(-1), profile.y0[None]])
-    masses = jnp.concatenate([masses.reshape(-1), lump_light[None]])
+    x = jnp.concatenate([*xs, profile.x0[None]])
+    y = jnp.concatenate([*ys, profile.y0[None]])
+    masses = jnp.concatenate([*masses, lump_light[None]])
     return x, y, masses, inner, outer
 
 
@@ -141,8 +137,11 @@ def render_convolved(
     pixel = grid.pixel_scale
     cell = pixel / oversample
     fine_ny, fine_nx = (ny + 2 * margin) * oversample, (nx + 2 * margin) * oversample
-    x_start = grid.x_centres()[0] - margin * pixel
-    y_start = grid.y_centres()[0] - margin * pixel
+    # The lattice sits a quarter cell off the pixel centres, so that neither a pixel centre
+    # nor a pixel corner (where galaxies are often centred) is a lattice node: the spreading
+    # weights have a kink in their derivative at the nodes.
+    x_start = grid.x_centres()[0] - margin * pixel + LATTICE_OFFSET * cell
+    y_start = grid.y_centres()[0] - margin * pixel + LATTICE_OFFSET * cell
     x_fine = x_start + cell * jnp.arange(fine_nx, dtype=pixel.dtype)
     y_fine = y_start + cell * jnp.arange(fine_ny, dtype=pixel.dtype)
 
@@ -157,8 +156,33 @@ def render_convolved(
 
     kx = 2.0 * jnp.pi * jnp.fft.rfftfreq(fine_nx, 1.0).astype(pixel.dtype) / cell
     ky = 2.0 * jnp.pi * jnp.fft.fftfreq(fine_ny, 1.0).astype(pixel.dtype) / cell
-    transfer = psf.transfer(kx, ky, pixel, sampling=cell)
-    spectrum = jnp.fft.rfft2(masses) * transfer * (oversample * oversample)
-    fine_image = jnp.fft.irfft2(spectrum, s=(fine_ny, fine_nx))
-    first = margin * oversample
-    return fine_image[first::oversample, first::oversample][:ny, :nx]
+    # evaluate the convolution at the pixel centres, LATTICE_OFFSET cells before the nodes
+    shift = LATTICE_OFFSET * cell
+    transfer = psf.transfer(kx, ky, pixel, sampling=cell) * jnp.exp(
+        -1j * (kx[None, :] + ky[:, None]) * shift
+    )
+    spectrum = jnp.fft.rfft2(masses) * transfer
+    coarse = fold_spectrum(spectrum, oversample, fine_nx)
+    image = jnp.fft.irfft2(coarse, s=(fine_ny // oversample, fine_nx // oversample))
+    return image[margin : margin + ny, margin : margin + nx]
+
+
+def fold_spectrum(spectrum, factor, n_x):
+    """The half spectrum (rfft2 layout) of every `factor`-th sample of a real image.
+
+    Sampling every factor-th node sums the spectrum's aliases: coarse bin j holds the fine
+    bins j + a N / factor. Bins past the stored half are the conjugates of bins at -k.
+    """
+    n_y = spectrum.shape[0]
+    coarse_y, coarse_x = n_y // factor, n_x // factor
+    half = coarse_x // 2 + 1
+    j = jnp.arange(half)
+    flipped = jnp.conj(jnp.roll(spectrum[::-1], 1, axis=0))  # value at (-ky, kx)
+    folded = 0.0
+    for alias in range(factor):
+        index = j + alias * coarse_x
+        stored = index <= n_x // 2
+        direct = spectrum[:, jnp.where(stored, index, 0)]
+        mirrored = flipped[:, jnp.where(stored, 0, n_x - index)]
+        folded = folded + jnp.where(stored[None, :], direct, mirrored)
+    return folded.reshape(factor, coarse_y, half).sum(axis=0)
