@@ -51,7 +51,7 @@ def pixel_transfer(kx, ky, pixel_scale):
 class Gaussian(eqx.Module):
     """A circular Gaussian PSF of full width at half maximum `fwhm` (arcsec)."""
 
-    fwhm: Float[Array, "..."]
+    fwhm: Float[Array, ...]
 
     def __init__(self, fwhm):
         self.fwhm = _as_float(fwhm)
@@ -79,8 +79,8 @@ class Moffat(eqx.Module):
     `fwhm` in arcsec; `beta` > 1.1 (below it the wings hold too much light to be useful).
     """
 
-    fwhm: Float[Array, "..."]
-    beta: Float[Array, "..."]
+    fwhm: Float[Array, ...]
+    beta: Float[Array, ...]
 
     def __init__(self, fwhm, beta):
         self.fwhm = _as_float(fwhm)

@@ -44,7 +44,7 @@ from jaxgal.light.gamma_table import GammaTable
 from jaxgal.light.sersic import Sersic, _safe_power
 from jaxgal.light.taper import smooth_taper
 
-V_NODES, V_WEIGHTS = np.polynomial.legendre.leggauss(8)
+V_NODES, V_WEIGHTS = np.polynomial.legendre.leggauss(16)
 V_CAP = 6.0
 CELL_NODES, CELL_WEIGHTS = np.polynomial.legendre.leggauss(4)
 # Cells whose centre lies beyond NEAR_RATIO times the distance from their centre to their

@@ -21,7 +21,7 @@ def render(
     grid: PixelGrid,
     psf: PSF | None = None,
     *,
-    oversample: int = 4,
+    oversample: int | None = None,
     margin: int = 16,
 ) -> Float[Array, "ny nx"]:
     """The pixel-integrated image of `model` on `grid`, convolved with `psf` if given.
@@ -32,9 +32,10 @@ def render(
     sequence of profiles whose light adds. One galaxy at a time: use `jax.vmap` for a
     batch (a Sersic whose leaves have a leading axis, and a PSF likewise, or shared).
 
-    `oversample` (the fine grid's cells per pixel side) and `margin` (pixels beyond the
-    stamp that can scatter light into it) are static; the defaults meet 1e-3 of the peak
-    pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5.
+    `oversample` (the fine grid's cells per pixel side; by default 4, and 6 for a
+    `PixelPSF`, whose Quintic interpolation has more fine structure) and `margin` (pixels
+    beyond the stamp that can scatter light into it) are static; the defaults meet 1e-3 of
+    the peak pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5.
 
     Parameters out of range raise an error naming the parameter, inside `jit` too.
     """
@@ -48,6 +49,8 @@ def render(
             raise ValueError(
                 "render draws one galaxy; for a batch use jax.vmap(render, in_axes=...)"
             )
+    if oversample is None:
+        oversample = 6 if isinstance(psf, PixelPSF) else 4
     if oversample < 1 or margin < 0:
         raise ValueError(f"oversample must be >= 1 and margin >= 0, got {oversample}, {margin}")
     grid = grid.checked()
