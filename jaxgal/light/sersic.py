@@ -88,6 +88,14 @@ class Sersic(eqx.Module):
         self.pa = jnp.asarray(pa, dtype=_float_dtype(pa))
         self.x0 = jnp.asarray(x0, dtype=_float_dtype(x0))
         self.y0 = jnp.asarray(y0, dtype=_float_dtype(y0))
+        fields = ("flux", "r_eff", "n", "q", "pa", "x0", "y0")
+        try:
+            shape = jnp.broadcast_shapes(*(jnp.shape(getattr(self, name)) for name in fields))
+        except ValueError:
+            shapes = ", ".join(f"{name} {jnp.shape(getattr(self, name))}" for name in fields)
+            raise ValueError(f"Sersic parameters have mismatched shapes: {shapes}") from None
+        for name in fields:
+            setattr(self, name, jnp.broadcast_to(getattr(self, name), shape))
 
     def __check_init__(self):
         # Concrete values are checked here; traced ones by `checked()` inside jit.
@@ -113,12 +121,11 @@ class Sersic(eqx.Module):
     def b_n(self) -> Float[Array, ...]:
         return sersic_bn(self.n)
 
-    def log_central_intensity(self) -> Float[Array, ...]:
-        """log I(0) = log(I_e e^b_n), from the total flux (per arcsec^2)."""
+    def log_central_intensity_per_flux(self) -> Float[Array, "..."]:
+        """log(I(0) / flux) = log(I_e e^b_n / flux), per arcsec^2."""
         b = self.b_n
         return (
-            jnp.log(self.flux)
-            + 2.0 * self.n * jnp.log(b)
+            2.0 * self.n * jnp.log(b)
             - jnp.log(2.0 * jnp.pi * self.n)
             - 2.0 * jnp.log(self.r_eff)
             - gammaln(2.0 * self.n)
@@ -146,7 +153,8 @@ class Sersic(eqx.Module):
     def radial_profile(self, radius):
         """I as a function of the circularised radius R (arcsec)."""
         scaled = _safe_power(radius / self.r_eff, 1.0 / self.n)
-        return jnp.exp(self.log_central_intensity() - self.b_n * scaled)
+        # flux multiplies (not log flux adds), so flux = 0 has a finite gradient
+        return self.flux * jnp.exp(self.log_central_intensity_per_flux() - self.b_n * scaled)
 
     def enclosed_fraction(self, radius):
         """Fraction of the total flux inside circularised radius R: P(2n, b_n (R/r_eff)^(1/n))."""

@@ -38,12 +38,17 @@ from jaxgal.light.taper import smooth_taper
 CORE_RADIUS_IN_CELLS = 1.5
 CORE_TAPER_RATIO = 3.0
 LUMP_RADIUS_IN_CELLS = 0.02
-LOG_PANELS = 2
-UNIFORM_PANELS = 6
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
-# angular nodes of the rings of each radial panel: the log panels, then the uniform ones
 LATTICE_OFFSET = 0.25
-ANGULAR_NODES = (8, 8, 64, 64, 128, 128, 160, 160)
+# The core's rings: (kind of panel, its first and last radius as fractions, Gauss-Legendre
+# panels of 8 rings, angular nodes a ring). Radii are in units of the lump, `split`
+# (0.5 cell along the major axis) and `outer` (the core's edge); see `_core_nodes`.
+RING_GROUPS = (
+    ("log", "lump", "split", 2, 8),
+    ("log", "split", 1 / 6, 3, 48),
+    ("uniform", 1 / 6, 1 / 2, 2, 96),
+    ("uniform", 1 / 2, 1.0, 3, 160),
+)
 
 
 def _gauss_legendre_panels(start, end, panels):
@@ -57,39 +62,42 @@ def _gauss_legendre_panels(start, end, panels):
 def _core_nodes(profile: Sersic, cell):
     """Positions (x, y) and masses of the polar quadrature of the core, plus its lump.
 
-    In the circularised frame: Gauss-Legendre in log R from the lump to sqrt(q) cell / 2,
-    then in R out to the core's edge, spaced so that the nodes are at most ~1.5 cells
-    apart in the image; in angle a trapezoid rule in psi, theta = psi + e sin(2 psi),
-    e = (1 - q) / (2 (1 + q)), which spaces the nodes evenly along the image-plane ellipse.
+    In the circularised frame, rings (`RING_GROUPS`): Gauss-Legendre in log R from the lump
+    to a sixth of the core's radius, where a cusp's light is, then in R out to the core's
+    edge, spaced so that the nodes are at most ~2 cells apart in the image; in angle a
+    trapezoid rule in psi, theta = psi + e sin(2 psi), e = (1 - q) / (2 (1 + q)), which
+    spaces the nodes evenly along the image-plane ellipse.
     """
     root_q = jnp.sqrt(profile.q)
     inner = CORE_RADIUS_IN_CELLS * cell / root_q
     outer = CORE_TAPER_RATIO * inner
     lump = LUMP_RADIUS_IN_CELLS * cell * root_q
     split = 0.5 * cell * root_q
-    log_r, log_weights = _gauss_legendre_panels(jnp.log(lump), jnp.log(split), LOG_PANELS)
-    radius_in = jnp.exp(log_r)
-    radius_out, weights_out = _gauss_legendre_panels(split, outer, UNIFORM_PANELS)
-    radius = jnp.concatenate([radius_in, radius_out])
-    # area element R dR dtheta; in log R it is R^2 dlogR dtheta
-    radial_weight = jnp.concatenate([log_weights * radius_in, weights_out]) * radius
-    taper = smooth_taper((radius - inner) / (outer - inner))
-    ring_light = radial_weight * profile.radial_profile(radius) * taper
-
+    named = {"lump": lump, "split": split}
     eccentricity = (1.0 - profile.q) / (2.0 * (1.0 + profile.q))
     pa = jnp.deg2rad(profile.pa)
     cos, sin = jnp.cos(pa), jnp.sin(pa)
     xs, ys, masses = [], [], []
-    for panel, count in enumerate(ANGULAR_NODES):
-        rings = slice(panel * len(_GL_NODES), (panel + 1) * len(_GL_NODES))
+    for kind, first, last, panels, count in RING_GROUPS:
+        start = named[first] if isinstance(first, str) else first * outer
+        end = named[last] if isinstance(last, str) else last * outer
+        if kind == "log":
+            log_r, weights = _gauss_legendre_panels(jnp.log(start), jnp.log(end), panels)
+            radius = jnp.exp(log_r)
+            weights = weights * radius * radius  # R dR = R^2 dlog R
+        else:
+            radius, weights = _gauss_legendre_panels(start, end, panels)
+            weights = weights * radius
+        taper = smooth_taper((radius - inner) / (outer - inner))
+        ring_light = weights * profile.radial_profile(radius) * taper
         psi = 2.0 * jnp.pi * (jnp.arange(count) + 0.5) / count
         angle = psi + eccentricity * jnp.sin(2.0 * psi)
         angle_weight = (2.0 * jnp.pi / count) * (1.0 + 2.0 * eccentricity * jnp.cos(2.0 * psi))
-        x_major = radius[rings, None] * jnp.cos(angle) / root_q
-        y_minor = radius[rings, None] * jnp.sin(angle) * root_q
+        x_major = radius[:, None] * jnp.cos(angle) / root_q
+        y_minor = radius[:, None] * jnp.sin(angle) * root_q
         xs.append((profile.x0 + x_major * cos - y_minor * sin).reshape(-1))
         ys.append((profile.y0 + x_major * sin + y_minor * cos).reshape(-1))
-        masses.append((ring_light[rings, None] * angle_weight).reshape(-1))
+        masses.append((ring_light[:, None] * angle_weight).reshape(-1))
 
     lump_light = profile.flux * profile.enclosed_fraction(lump)
     x = jnp.concatenate([*xs, profile.x0[None]])

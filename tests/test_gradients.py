@@ -1,0 +1,87 @@
+"""Gradients against central finite differences (float64), and finiteness at the edges."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgal
+
+BOUNDS = {2: (0.3, 8.0), 3: (0.0, 1.0)}  # n, q: finite differences stay inside the range
+PSFS = {"none": None, "gaussian": jaxgal.Gaussian(0.5), "moffat": jaxgal.Moffat(0.7, 3.5)}
+
+# (parameters, stamp, finite-difference step for the centre without a PSF; 1e-6 otherwise)
+POINTS = [
+    # n = 8, q = 0.05, r_eff = 0.1 pixel, centred on a pixel centre (odd stamp)
+    ([1.0, 0.02, 8.0, 0.05, 30.0, 0.0, 0.0], (31, 31), 1e-6),
+    # the same on a pixel corner (even stamp): without a PSF the image's derivative in the
+    # centre changes on the scale of the n = 8 cusp (~1e-6 arcsec), so the step is tiny
+    ([1.0, 0.02, 8.0, 0.05, 30.0, 0.0, 0.0], (32, 32), 1e-9),
+    ([2.0, 1.3, 0.3, 0.97, 10.0, 0.05, -0.03], (32, 32), 1e-6),
+    ([2.0, 0.4, 2.5, 0.6, 100.0, 0.1, 0.2], (33, 32), 1e-6),
+]
+
+
+def _loss(psf, shape):
+    grid = jaxgal.PixelGrid(shape, 0.2)
+    weights = jnp.asarray(np.random.default_rng(7).normal(size=shape))
+    return jax.jit(lambda v: jnp.sum(weights * jaxgal.render(jaxgal.Sersic(*v), grid, psf)))
+
+
+def _finite_difference(loss, values, index, step):
+    low, high = BOUNDS.get(index, (-np.inf, np.inf))
+    e = np.zeros(7)
+    e[index] = step
+    if values[index] + step > high:
+        return (3 * loss(values) - 4 * loss(values - e) + loss(values - 2 * e)) / (2 * step)
+    if values[index] - step < low:
+        return (-3 * loss(values) + 4 * loss(values + e) - loss(values + 2 * e)) / (2 * step)
+    return (loss(values + e) - loss(values - e)) / (2 * step)
+
+
+@pytest.mark.parametrize("psf_name", list(PSFS))
+@pytest.mark.parametrize("point", range(len(POINTS)))
+def test_gradient_matches_finite_differences(psf_name, point):
+    params, shape, relative_step = POINTS[point]
+    loss = _loss(PSFS[psf_name], shape)
+    values = jnp.asarray(params)
+    gradient = np.asarray(jax.grad(loss)(values))
+    assert np.all(np.isfinite(gradient))
+    scale = float(np.max(np.abs(gradient)))
+    for index in range(7):
+        relative = relative_step if (index >= 5 and psf_name == "none") else 1e-6
+        step = relative * max(abs(params[index]), 0.1)
+        expected = float(_finite_difference(loss, values, index, step))
+        # relative to the derivative, or to the largest one where this one vanishes
+        assert abs(gradient[index] - expected) <= 1e-5 * max(abs(expected), 1e-3 * scale), index
+
+
+@pytest.mark.parametrize("psf_name", list(PSFS))
+def test_gradient_finite_at_range_limits(psf_name):
+    loss = _loss(PSFS[psf_name], (16, 17))
+    for params in (
+        [1.0, 0.02, 8.0, 0.05, 0.0, 0.0, 0.0],
+        [1.0, 0.02, 0.3, 1.0, 0.0, 0.1, 0.0],
+        [0.0, 3.2, 8.0, 1.0, 45.0, 0.0, 0.1],
+        [1.0, 0.02, 8.0, 1.0, 90.0, 0.1, 0.1],
+    ):
+        gradient = jax.grad(loss)(jnp.asarray(params))
+        assert bool(jnp.all(jnp.isfinite(gradient))), params
+
+
+def test_gradient_of_a_batch_through_vmap():
+    grid = jaxgal.PixelGrid((16, 16), 0.2)
+    psf = jaxgal.Moffat(jnp.array([0.6, 0.9]), jnp.array([3.0, 4.0]))
+
+    def total(r_eff):
+        batch = jaxgal.Sersic(jnp.ones(2), r_eff, jnp.array([1.0, 4.0]), 0.7, 0.0)
+        images = jax.vmap(lambda g, p: jaxgal.render(g, grid, p))(batch, psf)
+        return jnp.sum(images * jnp.arange(256.0).reshape(16, 16))
+
+    r_eff = jnp.array([0.3, 0.5])
+    gradient = jax.grad(total)(r_eff)
+    step = 1e-6
+    for i in range(2):
+        e = jnp.zeros(2).at[i].set(step)
+        expected = (total(r_eff + e) - total(r_eff - e)) / (2 * step)
+        assert float(gradient[i]) == pytest.approx(float(expected), rel=1e-6)
