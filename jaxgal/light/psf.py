@@ -83,8 +83,15 @@ class Moffat(eqx.Module):
     beta: Float[Array, ...]
 
     def __init__(self, fwhm, beta):
-        self.fwhm = _as_float(fwhm)
-        self.beta = _as_float(beta)
+        fwhm, beta = _as_float(fwhm), _as_float(beta)
+        try:
+            shape = jnp.broadcast_shapes(fwhm.shape, beta.shape)
+        except ValueError:
+            raise ValueError(
+                f"Moffat parameters have mismatched shapes: fwhm {fwhm.shape}, beta {beta.shape}"
+            ) from None
+        self.fwhm = jnp.broadcast_to(fwhm, shape)
+        self.beta = jnp.broadcast_to(beta, shape)
 
     def __check_init__(self):
         if _all_concrete(self):
