@@ -1,8 +1,6 @@
 """Exact pixel integrals without a PSF, against scipy's adaptive quadrature and GalSim."""
 
 import galsim
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import pixel_integral, sersic_surface_brightness

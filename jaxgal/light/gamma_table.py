@@ -5,9 +5,9 @@ integration needs would dominate the cost, so each profile tabulates P(a, x) onc
 uniform grid in u = log x and interpolates with cubic Hermite polynomials whose slopes
 are the exact derivative dP/du = x^a e^-x / Gamma(a). With 384 nodes over the range of
 u that matters (narrower as a grows), the interpolation error is below 5e-8 for
-0.3 <= a <= 32 (tested against scipy). Below the table P follows its power law x^a / Gamma(a + 1); above it,
-P = 1. The table's values depend on `a` through `gammainc`, whose gradient in `a`
-JAX provides, so gradients flow to the Sersic index.
+0.3 <= a <= 32 (tested against scipy). Below the table P follows its power law
+x^a / Gamma(a + 1); above it, P = 1. The table's values depend on `a` through
+`gammainc`, whose gradient in `a` JAX provides, so gradients flow to the Sersic index.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class GammaTable(eqx.Module):
         slopes = jnp.exp(shape_a * u - x - gammaln(shape_a))
         return cls(shape_a, u_start, u_step, values, slopes)
 
-    def __call__(self, x: Float[Array, ...]) -> Float[Array, ...]:
+    def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """P(a, x) for x >= 0 (x = 0 gives 0, with a finite gradient)."""
         positive = x > 0
         u = jnp.log(jnp.where(positive, x, 1.0))

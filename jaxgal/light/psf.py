@@ -13,9 +13,10 @@ Accuracy: the Gaussian and the pixel are exact; the Moffat transform
 2 (k a / 2)^nu K_nu(k a) / Gamma(nu), nu = beta - 1, comes from a 96-point trapezoid rule
 on K_nu's integral representation, tabulated in k and interpolated with cubic Hermite
 polynomials (relative error < 1e-7, tested against scipy); the Quintic's transform is
-integrated piecewise with 48-point Gauss-Legendre (exact to rounding for |k| < 80 per pixel). The analytic
-kernels are negligible beyond the band of any lattice finer than the pixels, so their
-aliases (`sampling`) are left out; the Quintic's side lobes are not, so they are summed.
+integrated piecewise with 48-point Gauss-Legendre (exact to rounding for |k| < 80 per
+pixel). The analytic kernels are negligible beyond the band of any lattice finer than
+the pixels, so their aliases (`sampling`) are left out; the Quintic's side lobes are
+not, so they are summed.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def pixel_transfer(kx, ky, pixel_scale):
 class Gaussian(eqx.Module):
     """A circular Gaussian PSF of full width at half maximum `fwhm` (arcsec)."""
 
-    fwhm: Float[Array, ...]
+    fwhm: Float[Array, "..."]
 
     def __init__(self, fwhm):
         self.fwhm = _as_float(fwhm)
@@ -79,8 +80,8 @@ class Moffat(eqx.Module):
     `fwhm` in arcsec; `beta` > 1.1 (below it the wings hold too much light to be useful).
     """
 
-    fwhm: Float[Array, ...]
-    beta: Float[Array, ...]
+    fwhm: Float[Array, "..."]
+    beta: Float[Array, "..."]
 
     def __init__(self, fwhm, beta):
         fwhm, beta = _as_float(fwhm), _as_float(beta)

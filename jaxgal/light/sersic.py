@@ -36,7 +36,7 @@ def _bn_newton_step(log_b, n):
 
 
 @jax.jit
-def sersic_bn(n: Float[ArrayLike, ...]) -> Float[Array, ...]:
+def sersic_bn(n: Float[ArrayLike, ...]) -> Float[Array, "..."]:
     """Exact Sersic b_n: the root of Gamma(2n) = 2 gamma(2n, b_n), for 0.3 <= n <= 8.
 
     Differentiable in n (implicit gradient). Works elementwise on arrays.
@@ -72,13 +72,13 @@ class Sersic(eqx.Module):
     leaves have a leading axis), which `jax.vmap` maps over.
     """
 
-    flux: Float[Array, ...]
-    r_eff: Float[Array, ...]
-    n: Float[Array, ...]
-    q: Float[Array, ...]
-    pa: Float[Array, ...]
-    x0: Float[Array, ...]
-    y0: Float[Array, ...]
+    flux: Float[Array, "..."]
+    r_eff: Float[Array, "..."]
+    n: Float[Array, "..."]
+    q: Float[Array, "..."]
+    pa: Float[Array, "..."]
+    x0: Float[Array, "..."]
+    y0: Float[Array, "..."]
 
     def __init__(self, flux, r_eff, n, q, pa, x0=0.0, y0=0.0):
         self.flux = jnp.asarray(flux, dtype=_float_dtype(flux))
@@ -118,7 +118,7 @@ class Sersic(eqx.Module):
         )
 
     @property
-    def b_n(self) -> Float[Array, ...]:
+    def b_n(self) -> Float[Array, "..."]:
         return sersic_bn(self.n)
 
     def log_central_intensity_per_flux(self) -> Float[Array, "..."]:

@@ -18,7 +18,7 @@ d / (r sqrt(r^2 - d^2)) = d / r^2 + (the rest),
 
 with rho = sqrt(d^2 + s^2), V = asinh(s / d) and H(r) = J(r) - G(r) / r, where
 J(r) = integral_0^r I(p) dp is another incomplete gamma function, P(n, ...). The first term
-is exact; the second has a smooth integrand that decays as e^-3v, so an 8-point
+is exact; the second has a smooth integrand that decays as e^-3v, so a 16-point
 Gauss-Legendre rule on [0, min(V, 6)] gives it to ~1e-9 of the cell flux. Nothing here
 samples the profile near its centre: the cusp of an n = 8 profile, a centre on a pixel
 corner or edge (d = 0, where R is linear in d), and q down to 0.05 are all integrated
