@@ -1,4 +1,8 @@
-"""Property tests: no NaN or inf in value or gradient, over 10^5 random draws.
+"""Property tests: no NaN or inf in value or gradient, over random draws (float32).
+
+In the suite: 10^5 draws without a PSF and 2 x 10^4 with one (the PSF path costs ~2 ms
+a draw with its gradient); `python experiments/property_sweep.py` runs 10^5 with a PSF
+too (and more of either on request).
 
 Draws cover the whole range (n in [0.3, 8], q in [0.05, 1], r_eff from a tenth of a pixel
 to the stamp, any position angle, flux from 0, centres anywhere in a pixel), and a
@@ -16,7 +20,7 @@ from hypothesis import strategies as st
 import jaxgal
 
 DRAWS_PER_EXAMPLE = 2000
-CHUNK = 250  # draws per compiled call: small enough to keep memory traffic low
+CHUNK = 500  # draws per compiled call
 SIDES = (5, 6)  # odd: centre on a pixel centre; even: on a pixel corner
 
 
@@ -97,14 +101,7 @@ def test_no_psf_is_finite_everywhere(seed, side, pixel_scale):
     _check(False, seed, side, pixel_scale)
 
 
-# 10^5 draws with a PSF, in two halves that the test runner can spread over two cores
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=10, deadline=None, derandomize=True)  # 2 x 10^4 draws
 @given(**examples)
 def test_with_psf_is_finite_everywhere(seed, side, pixel_scale):
-    _check(True, seed, side, pixel_scale)
-
-
-@settings(max_examples=25, deadline=None, derandomize=True, database=None)
-@given(**{**examples, "seed": st.integers(2**31, 2**32 - 1)})
-def test_with_psf_is_finite_everywhere_more(seed, side, pixel_scale):
     _check(True, seed, side, pixel_scale)
