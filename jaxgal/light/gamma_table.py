@@ -17,6 +17,8 @@ import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln
 from jaxtyping import Array, Float
 
+from jaxgal.light.hermite import cubic_hermite
+
 TABLE_NODES = 384
 # The table spans u in [log(a) - below, log(a) + above] (a is the mean of x), with
 # below = SPAN_BELOW / sqrt(max(a, 1)) and above = SPAN_ABOVE / sqrt(max(a, 1)) + 1:
@@ -56,14 +58,12 @@ class GammaTable(eqx.Module):
         last = TABLE_NODES - 1
         index = jnp.clip(jnp.floor(position), 0, last - 1).astype(jnp.int32)
         t = jnp.clip(position - index, 0.0, 1.0)
-        p0, p1 = self.values[index], self.values[index + 1]
-        m0, m1 = self.slopes[index] * self.u_step, self.slopes[index + 1] * self.u_step
-        t2, t3 = t * t, t * t * t
-        inside = (
-            (2 * t3 - 3 * t2 + 1) * p0
-            + (t3 - 2 * t2 + t) * m0
-            + (-2 * t3 + 3 * t2) * p1
-            + (t3 - t2) * m1
+        inside = cubic_hermite(
+            t,
+            self.values[index],
+            self.values[index + 1],
+            self.slopes[index] * self.u_step,
+            self.slopes[index + 1] * self.u_step,
         )
         # Below the table: P ~ x^a / Gamma(a+1), matched to the first node.
         below = self.values[0] * jnp.exp(self.shape_a * jnp.minimum(u - self.u_start, 0.0))

@@ -12,7 +12,8 @@ integrated again (GalSim's `InterpolatedImage` drawn with `method='no_pixel'`).
 Accuracy: the Gaussian and the pixel are exact; the Moffat transform
 2 (k a / 2)^nu K_nu(k a) / Gamma(nu), nu = beta - 1, comes from a 96-point trapezoid rule
 on K_nu's integral representation, tabulated in k and interpolated with cubic Hermite
-polynomials (relative error < 1e-7, tested against scipy); the Quintic's transform is
+polynomials (error < 1e-7 for beta >= 2.5, tested against scipy; for smaller beta the
+transform is not smooth at k = 0 and the error near it grows to ~5e-4); the Quintic's transform is
 integrated piecewise with 48-point Gauss-Legendre (exact to rounding for |k| < 80 per
 pixel). The analytic kernels are negligible beyond the band of any lattice finer than
 the pixels, so their aliases (`sampling`) are left out; the Quintic's side lobes are
@@ -29,6 +30,7 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
 from jaxgal._validate import check_range, is_traced
+from jaxgal.light.hermite import cubic_hermite
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -149,28 +151,20 @@ def moffat_transfer_table(beta, scale_radius, k_max):
     norm = jnp.exp(np.log(2.0) - order * np.log(2.0) - gammaln(order))
     step = z_max / MOFFAT_TABLE_NODES
     values = jnp.concatenate([jnp.ones(1, values.dtype), norm * values])
-    # At z = 0 the slope is 0 for beta > 2 but not for smaller beta: use the secant there.
-    slopes = jnp.concatenate([((values[1] - 1.0) / step)[None], norm * slopes])
+    # At z = 0 the slope is 0 for beta > 2; for smaller beta the transform has a cusp
+    # there (it is e^-z at beta = 1.5), so the first interval takes the secant's slope.
+    start_slope = jnp.where(order > 1.0, 0.0, (values[1] - 1.0) / step)
+    slopes = jnp.concatenate([start_slope[None], norm * slopes])
 
     def table(k):
         position = jnp.clip(k * scale_radius / step, 0.0, MOFFAT_TABLE_NODES)
         index = jnp.clip(jnp.floor(position), 0, MOFFAT_TABLE_NODES - 1).astype(jnp.int32)
         t = position - index
-        return _hermite(
+        return cubic_hermite(
             t, values[index], values[index + 1], slopes[index] * step, slopes[index + 1] * step
         )
 
     return table
-
-
-def _hermite(t, p0, p1, m0, m1):
-    t2, t3 = t * t, t * t * t
-    return (
-        (2 * t3 - 3 * t2 + 1) * p0
-        + (t3 - 2 * t2 + t) * m0
-        + (-2 * t3 + 3 * t2) * p1
-        + (t3 - t2) * m1
-    )
 
 
 # GalSim's Quintic interpolant (Bernstein & Gruen 2014): on |x| in [j, j+1], a polynomial
