@@ -3,8 +3,7 @@
     python experiments/property_sweep.py [--draws 100000]
 
 The same draws and checks as tests/test_properties.py (float32), at full size for both
-paths: the suite runs 10^5 draws without a PSF but 2 x 10^4 with one, to stay within its
-time budget. Prints one line per path; exits non-zero if any draw is not finite.
+paths: the suite runs fewer, to stay within its time budget. Prints one line per path; exits non-zero if any draw is not finite.
 """
 
 import argparse
