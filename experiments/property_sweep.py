@@ -3,7 +3,8 @@
     python experiments/property_sweep.py [--draws 100000]
 
 The same draws and checks as tests/test_properties.py (float32), at full size for both
-paths: the suite runs fewer, to stay within its time budget. Prints one line per path; exits non-zero if any draw is not finite.
+paths: the suite runs fewer, to stay within its time budget. Prints one line per path;
+exits non-zero if any draw is not finite.
 """
 
 import argparse
