@@ -1,8 +1,8 @@
 """No NaN or inf in value or gradient over many random draws, with and without a PSF.
 
-    python experiments/property_sweep.py [--draws 100000]
+    JAX_ENABLE_X64=0 python experiments/property_sweep.py [--draws 100000]
 
-The same draws and checks as tests/test_properties.py (float32), at full size for both
+The same draws and checks as tests/float32_properties.py (float32), at full size for both
 paths: the suite runs fewer, to stay within its time budget. Prints one line per path;
 exits non-zero if any draw is not finite.
 """
@@ -16,7 +16,7 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from test_properties import CHECKERS, CHUNK, SIDES, draw_parameters  # noqa: E402
+from float32_properties import CHECKERS, CHUNK, SIDES, draw_parameters  # noqa: E402
 
 
 def main():
@@ -30,9 +30,8 @@ def main():
         while checked < args.draws:
             side = SIDES[seed % 2]
             pixel_scale = (0.05, 0.074, 0.1, 0.2)[seed % 4]
-            with jax.enable_x64(False):
-                batch = draw_parameters(jax.random.key(10_000 + seed), CHUNK, pixel_scale, side)
-                bad += not bool(CHECKERS[(with_psf, side)](batch, jax.numpy.float32(pixel_scale)))
+            batch = draw_parameters(jax.random.key(10_000 + seed), CHUNK, pixel_scale, side)
+            bad += not bool(CHECKERS[(with_psf, side)](batch, jax.numpy.float32(pixel_scale)))
             checked += CHUNK
             seed += 1
         failures += bad
