@@ -22,7 +22,7 @@ def render(
     psf: PSF | None = None,
     *,
     oversample: int | None = None,
-    margin: int = 16,
+    margin: int = 24,
 ) -> Float[Array, "ny nx"]:
     """The pixel-integrated image of `model` on `grid`, convolved with `psf` if given.
 
@@ -35,7 +35,9 @@ def render(
     `oversample` (the fine grid's cells per pixel side; by default 4, and 6 for a
     `PixelPSF`, whose Quintic interpolation has more fine structure) and `margin` (pixels
     beyond the stamp that can scatter light into it) are static; the defaults meet 1e-3 of
-    the peak pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5.
+    the peak pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5, also
+    for galaxies as large as the stamp (a margin of 16 pixels is not enough for those
+    with beta = 2.5: 1.1e-3).
 
     Parameters out of range raise an error naming the parameter, inside `jit` too.
     """
