@@ -17,6 +17,19 @@ def is_traced(value) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def all_concrete(module) -> bool:
+    """Whether no leaf of `module` is traced (so its values can be checked eagerly)."""
+    return not any(is_traced(leaf) for leaf in jax.tree_util.tree_leaves(module))
+
+
+def as_float(value):
+    """`value` as a JAX array of a floating dtype (integers become the default float)."""
+    value = jnp.asarray(value)
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        value = value.astype(jnp.result_type(float))
+    return value
+
+
 def check_range(
     value,
     name: str,

@@ -23,27 +23,15 @@ not, so they are summed.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxgal._validate import check_range, is_traced
+from jaxgal._validate import all_concrete, as_float, check_range, is_traced
 from jaxgal.light.hermite import cubic_hermite
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-
-
-def _as_float(value):
-    value = jnp.asarray(value)
-    if not jnp.issubdtype(value.dtype, jnp.floating):
-        value = value.astype(jnp.result_type(float))
-    return value
-
-
-def _all_concrete(module) -> bool:
-    return not any(is_traced(leaf) for leaf in jax.tree_util.tree_leaves(module))
 
 
 def pixel_transfer(kx, ky, pixel_scale):
@@ -57,10 +45,10 @@ class Gaussian(eqx.Module):
     fwhm: Float[Array, "..."]
 
     def __init__(self, fwhm):
-        self.fwhm = _as_float(fwhm)
+        self.fwhm = as_float(fwhm)
 
     def __check_init__(self):
-        if _all_concrete(self):
+        if all_concrete(self):
             self._checked_fields()
 
     def checked(self) -> Gaussian:
@@ -86,7 +74,7 @@ class Moffat(eqx.Module):
     beta: Float[Array, "..."]
 
     def __init__(self, fwhm, beta):
-        fwhm, beta = _as_float(fwhm), _as_float(beta)
+        fwhm, beta = as_float(fwhm), as_float(beta)
         try:
             shape = jnp.broadcast_shapes(fwhm.shape, beta.shape)
         except ValueError:
@@ -97,7 +85,7 @@ class Moffat(eqx.Module):
         self.beta = jnp.broadcast_to(beta, shape)
 
     def __check_init__(self):
-        if _all_concrete(self):
+        if all_concrete(self):
             self._checked_fields()
 
     def checked(self) -> Moffat:
@@ -214,13 +202,13 @@ class PixelPSF(eqx.Module):
     kernel: Float[Array, "... ky kx"]
 
     def __init__(self, kernel: Float[ArrayLike, "... ky kx"]):
-        self.kernel = _as_float(kernel)
+        self.kernel = as_float(kernel)
         shape = self.kernel.shape
         if len(shape) < 2 or shape[-1] % 2 == 0 or shape[-2] % 2 == 0:
             raise ValueError(f"PixelPSF kernel must have odd sides, got shape {shape}")
 
     def __check_init__(self):
-        if _all_concrete(self):
+        if all_concrete(self):
             self._checked_kernel()
 
     def checked(self) -> PixelPSF:

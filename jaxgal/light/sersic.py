@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxgal._validate import check_range, is_traced
+from jaxgal._validate import all_concrete, as_float, check_range
 
 N_MIN = 0.3
 N_MAX = 8.0
@@ -41,7 +41,7 @@ def sersic_bn(n: Float[ArrayLike, ...]) -> Float[Array, "..."]:
 
     Differentiable in n (implicit gradient). Works elementwise on arrays.
     """
-    n = jnp.asarray(n, dtype=_float_dtype(n))
+    n = as_float(n)
     guess = (
         2.0 * n
         - 1.0 / 3.0
@@ -81,13 +81,13 @@ class Sersic(eqx.Module):
     y0: Float[Array, "..."]
 
     def __init__(self, flux, r_eff, n, q, pa, x0=0.0, y0=0.0):
-        self.flux = jnp.asarray(flux, dtype=_float_dtype(flux))
-        self.r_eff = jnp.asarray(r_eff, dtype=_float_dtype(r_eff))
-        self.n = jnp.asarray(n, dtype=_float_dtype(n))
-        self.q = jnp.asarray(q, dtype=_float_dtype(q))
-        self.pa = jnp.asarray(pa, dtype=_float_dtype(pa))
-        self.x0 = jnp.asarray(x0, dtype=_float_dtype(x0))
-        self.y0 = jnp.asarray(y0, dtype=_float_dtype(y0))
+        self.flux = as_float(flux)
+        self.r_eff = as_float(r_eff)
+        self.n = as_float(n)
+        self.q = as_float(q)
+        self.pa = as_float(pa)
+        self.x0 = as_float(x0)
+        self.y0 = as_float(y0)
         fields = ("flux", "r_eff", "n", "q", "pa", "x0", "y0")
         try:
             shape = jnp.broadcast_shapes(*(jnp.shape(getattr(self, name)) for name in fields))
@@ -99,7 +99,7 @@ class Sersic(eqx.Module):
 
     def __check_init__(self):
         # Concrete values are checked here; traced ones by `checked()` inside jit.
-        if not any(is_traced(leaf) for leaf in jax.tree_util.tree_leaves(self)):
+        if all_concrete(self):
             self._checked_fields()
 
     def checked(self) -> Sersic:
@@ -167,10 +167,3 @@ def _safe_power(base, exponent):
     positive = base > 0
     safe = jnp.where(positive, base, 1.0)
     return jnp.where(positive, jnp.exp(exponent * jnp.log(safe)), 0.0)
-
-
-def _float_dtype(value):
-    dtype = jnp.result_type(value)
-    if jnp.issubdtype(dtype, jnp.floating):
-        return dtype
-    return jnp.result_type(float)
