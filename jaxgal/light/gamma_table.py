@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln
 from jaxtyping import Array, Float
 
-from jaxgal.light.hermite import cubic_hermite
+from jaxgal.light.hermite import hermite_lookup
 
 TABLE_NODES = 384
 # The table spans u in [log(a) - below, log(a) + above] (a is the mean of x), with
@@ -58,13 +58,7 @@ class GammaTable(eqx.Module):
         last = TABLE_NODES - 1
         index = jnp.clip(jnp.floor(position), 0, last - 1).astype(jnp.int32)
         t = jnp.clip(position - index, 0.0, 1.0)
-        inside = cubic_hermite(
-            t,
-            self.values[index],
-            self.values[index + 1],
-            self.slopes[index] * self.u_step,
-            self.slopes[index + 1] * self.u_step,
-        )
+        inside = hermite_lookup(self.values, self.slopes, index, t, self.u_step)
         # Below the table: P ~ x^a / Gamma(a+1), matched to the first node.
         below = self.values[0] * jnp.exp(self.shape_a * jnp.minimum(u - self.u_start, 0.0))
         value = jnp.where(position < 0, below, jnp.where(position > last, 1.0, inside))

@@ -10,14 +10,15 @@ interpolated between its samples with GalSim's Quintic interpolant and the pixel
 integrated again (GalSim's `InterpolatedImage` drawn with `method='no_pixel'`).
 
 Accuracy: the Gaussian and the pixel are exact; the Moffat transform
-2 (k a / 2)^nu K_nu(k a) / Gamma(nu), nu = beta - 1, comes from a 96-point trapezoid rule
-on K_nu's integral representation, tabulated in k and interpolated with cubic Hermite
-polynomials (error < 1e-7 for beta >= 2.5, tested against scipy; for smaller beta the
-transform is not smooth at k = 0 and the error near it grows to ~5e-4); the Quintic's transform is
-integrated piecewise with 48-point Gauss-Legendre (exact to rounding for |k| < 80 per
-pixel). The analytic kernels are negligible beyond the band of any lattice finer than
-the pixels, so their aliases (`sampling`) are left out; the Quintic's side lobes are
-not, so they are summed.
+2 (k a / 2)^nu K_nu(k a) / Gamma(nu), nu = beta - 1, comes from a 32-point trapezoid rule
+on K_nu's integral representation (its integrand falls double-exponentially, so the rule
+converges like exp(-pi^2 / step)), tabulated at 256 nodes in k and interpolated with
+cubic Hermite polynomials (error < 1e-6 for beta >= 2.5, tested against scipy; for
+smaller beta the transform is not smooth at k = 0 and the error near it grows); the
+Quintic's transform is integrated piecewise with 48-point Gauss-Legendre (exact to
+rounding for |k| < 80 per pixel). The analytic kernels are negligible beyond the band of
+any lattice finer than the pixels, so their aliases (`sampling`) are left out; the
+Quintic's side lobes are not, so they are summed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
 from jaxgal._validate import all_concrete, as_float, check_range, is_traced
-from jaxgal.light.hermite import cubic_hermite
+from jaxgal.light.hermite import hermite_lookup
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -109,8 +110,9 @@ class Moffat(eqx.Module):
         return psf * pixel_transfer(kx, ky, pixel_scale)
 
 
-TRAPEZOID_NODES = 96
-MOFFAT_TABLE_NODES = 512
+TRAPEZOID_NODES = 32
+MOFFAT_TABLE_NODES = 256
+MOFFAT_Z_MAX = 40.0
 
 
 def _scaled_bessel_k(z, order):
@@ -132,7 +134,8 @@ def _scaled_bessel_k(z, order):
 def moffat_transfer_table(beta, scale_radius, k_max):
     """The Moffat's Fourier transform as a function of |k| in [0, k_max], tabulated."""
     order = beta - 1.0
-    z_max = k_max * scale_radius
+    # past z = 40 the transform is below 1e-15: the table stops there and holds its last value
+    z_max = jnp.minimum(k_max * scale_radius, MOFFAT_Z_MAX)
     z_nodes = z_max * jnp.arange(1, MOFFAT_TABLE_NODES + 1) / MOFFAT_TABLE_NODES
     values, slopes = _scaled_bessel_k(z_nodes, order)
     # 2 (z/2)^nu K_nu(z) / Gamma(nu) -> 1 at z = 0.
@@ -148,9 +151,7 @@ def moffat_transfer_table(beta, scale_radius, k_max):
         position = jnp.clip(k * scale_radius / step, 0.0, MOFFAT_TABLE_NODES)
         index = jnp.clip(jnp.floor(position), 0, MOFFAT_TABLE_NODES - 1).astype(jnp.int32)
         t = position - index
-        return cubic_hermite(
-            t, values[index], values[index + 1], slopes[index] * step, slopes[index + 1] * step
-        )
+        return hermite_lookup(values, slopes, index, t, step)
 
     return table
 

@@ -1,37 +1,43 @@
 """PSF-convolved, pixel-integrated images of a Sersic profile.
 
 The image is sampled at the pixel centres of (S * K), S the profile and K the kernel of
-the PSF (the PSF convolved with the pixel, or an effective PSF; see `jaxgal.light.psf`).
-The convolution runs by FFT on a grid `oversample` times finer than the pixels that
-extends `margin` pixels beyond the stamp, so light from just outside the stamp is
-scattered in and nothing wraps around. S enters that grid as point masses, split in two:
+the PSF (the PSF convolved with the pixel, or an effective PSF; see `jaxgal.light.psf`),
+by FFT on a periodic box that extends `margin` pixels beyond the stamp, so light from
+just outside the stamp is scattered in and nothing wraps around onto it. S is split in two
+by a smooth (C-infinity) taper w of the circularised radius R:
 
-- the halo, S (1 - w(R)), sampled at the fine-grid nodes. It is smooth on the scale of
-  the fine grid, so the sum over nodes is a trapezoid rule for the convolution integral
-  and converges faster than any power of the node spacing h;
-- the core, S w(R), which holds the cusp (the whole galaxy when it is small) and, for a
-  thin galaxy, the sharp ridge along its major axis. w is a smooth (C-infinity) taper
-  from 1 inside circularised radius r1 = 1.5 h / sqrt(q) to 0 outside 3 r1: at least
-  1.5 cells inside the minor axis, 3 cells wide, so the halo is smooth in every direction,
-  q = 0.05 too. The core is integrated by quadrature in polar coordinates of the
-  circularised frame: Gauss-Legendre in log R (where a cusp's light is), then in R, with
-  8 to 160 nodes in angle a ring (`RING_GROUPS`, about 6700 nodes), and the light inside
-  R = sqrt(q) h / 50 (exact, from the incomplete gamma function) as one point at the
-  centre. Each node is spread onto the fine grid with cubic Lagrange weights, which keep
-  its moments up to third order, so its convolution with a smooth kernel is exact to
-  fourth order in h / (kernel width). The lattice sits a quarter cell off the pixel
-  centres, so a galaxy centred on a pixel centre or corner is not at a kink of the
-  weights.
+- the core, S w(R / r1), with w = 1 inside r1 = `CORE_RADIUS_IN_CELLS` h / sqrt(q) and 0
+  outside `CORE_RATIO` r1 (h = pixel / oversample): it holds the cusp (the whole galaxy
+  when it is small) and, for a thin galaxy, the sharp ridge along its major axis. Its
+  Fourier transform is exact: a Hankel transform in the circularised frame, tabulated per
+  galaxy by one matrix product (`jaxgal.render.core_transform`). It enters the pixel
+  grid's spectrum with its aliases k + 2 pi m / pixel summed, up to |k| = `bandwidth`
+  pi / pixel, beyond which the PSF has no power left.
+- the halo, S (1 - w), sampled on a lattice `oversample` times finer than the pixels. It
+  is smooth on the scale of that lattice (the taper is at least two cells wide along the
+  minor axis), so the sum over nodes is a trapezoid rule for the convolution integral and
+  converges faster than any power of h. Its spectrum (the lattice's DFT times the
+  kernel's transfer function, with the kernel's aliases on the lattice for a pixelised
+  PSF) is folded onto the pixel grid.
 
-Accuracy with the defaults (oversample 4, or 6 for a pixelised PSF, and a margin of 24
-pixels), tested against GalSim and scipy over 0.3 <= n <= 8, 0.05 <= q <= 1, r_eff from
-0.1 pixel to the stamp size and PSF FWHM down to 2 pixels: largest pixel error below
-1e-3 of the peak pixel (see experiments/accuracy_sweep.json). The kernel must be smooth
-on the scale of the fine grid: a PSF FWHM of at least ~2 pixels.
+Accuracy with the defaults (oversample 2, a margin of 20 pixels, bandwidth 2.5 pi / pixel
+for the analytic PSFs and 6.5 for a pixelised one), tested against GalSim and scipy over
+0.3 <= n <= 8, 0.05 <= q <= 1, r_eff from 0.1 pixel to the stamp size and PSF FWHM down
+to 2 pixels: largest pixel error below 1e-3 of the peak pixel (see
+experiments/accuracy_sweep.json). The kernel must be smooth on the scale of the lattice:
+a PSF FWHM of at least ~2 pixels. The core reaches `CORE_RATIO` r1 / sqrt(q) (60 pixels
+at q = 0.05) along the major axis; the box (stamp + 2 margins) must hold it without
+wrapping onto the stamp, which a margin of 16 pixels does not (errors of 4e-2).
+
+Speed: the halo costs one real FFT of the lattice, the core one matrix product and a
+table look-up per frequency of the pixel grid's aliases. XLA on the CPU is slow with
+complex element-wise work and recomputes fused producers for every slice that consumes
+them, which shaped the code below (see benchmarks/render.py for the figures).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -39,144 +45,109 @@ from jaxtyping import Array, Float
 from jaxgal.grid import PixelGrid
 from jaxgal.light.sersic import Sersic
 from jaxgal.light.taper import smooth_taper
+from jaxgal.render.core_transform import CORE_RATIO, core_table, read_table
 
-CORE_RADIUS_IN_CELLS = 1.5
-CORE_TAPER_RATIO = 3.0
-LUMP_RADIUS_IN_CELLS = 0.02
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
-LATTICE_OFFSET = 0.25
-# The core's rings: (kind of panel, its first and last radius as fractions, Gauss-Legendre
-# panels of 8 rings, angular nodes a ring). Radii are in units of the lump, `split`
-# (0.5 cell along the major axis) and `outer` (the core's edge); see `_core_nodes`.
-RING_GROUPS = (
-    ("log", "lump", "split", 2, 8),
-    ("log", "split", 1 / 6, 3, 48),
-    ("uniform", 1 / 6, 1 / 2, 2, 96),
-    ("uniform", 1 / 2, 1.0, 3, 160),
-)
+CORE_RADIUS_IN_CELLS = 2.0
+Q_MIN = 0.05
 
 
-def _gauss_legendre_panels(start, end, panels):
-    """Nodes and weights of composite 8-point Gauss-Legendre on [start, end]."""
-    width = (end - start) / panels
-    lefts = start + width * jnp.arange(panels)
-    nodes = (lefts[:, None] + 0.5 * width * (1.0 + _GL_NODES)).reshape(-1)
-    return nodes, jnp.tile(0.5 * width * _GL_WEIGHTS, panels)
+def safe_sqrt(x):
+    """sqrt(x) for x >= 0 with a zero (not NaN) gradient at x = 0."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
-def _core_nodes(profile: Sersic, cell):
-    """Positions (x, y) and masses of the polar quadrature of the core, plus its lump.
+def core_transform(profile: Sersic, kx, ky, r1, t_max):
+    """The core's Fourier transform per unit flux, centred on the profile, at (ky, kx)."""
+    angle = jnp.deg2rad(profile.pa)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    k_major = kx[None, :] * cos + ky[:, None] * sin
+    k_minor = -kx[None, :] * sin + ky[:, None] * cos
+    kappa = safe_sqrt(k_major * k_major / profile.q + k_minor * k_minor * profile.q)
+    return read_table(core_table(profile, r1, t_max), kappa * r1)
 
-    In the circularised frame, rings (`RING_GROUPS`): Gauss-Legendre in log R from the lump
-    to a sixth of the core's radius, where a cusp's light is, then in R out to the core's
-    edge, spaced so that the nodes are at most ~2 cells apart in the image; in angle a
-    trapezoid rule in psi, theta = psi + e sin(2 psi), e = (1 - q) / (2 (1 + q)), which
-    spaces the nodes evenly along the image-plane ellipse.
+
+def core_spectrum(profile: Sersic, psf, shape, pixel, origin, r1, bandwidth, t_max):
+    """The pixel grid's half spectrum (rfft2 layout) of the core convolved with the PSF.
+
+    `shape` is the grid's (ny, nx) and `origin` the position of its first node. Each bin
+    sums the aliases k + 2 pi m / pixel inside |k| <= `bandwidth` pi / pixel.
     """
-    root_q = jnp.sqrt(profile.q)
-    inner = CORE_RADIUS_IN_CELLS * cell / root_q
-    outer = CORE_TAPER_RATIO * inner
-    lump = LUMP_RADIUS_IN_CELLS * cell * root_q
-    split = 0.5 * cell * root_q
-    named = {"lump": lump, "split": split}
-    eccentricity = (1.0 - profile.q) / (2.0 * (1.0 + profile.q))
-    pa = jnp.deg2rad(profile.pa)
-    cos, sin = jnp.cos(pa), jnp.sin(pa)
-    xs, ys, masses = [], [], []
-    for kind, first, last, panels, count in RING_GROUPS:
-        start = named[first] if isinstance(first, str) else first * outer
-        end = named[last] if isinstance(last, str) else last * outer
-        if kind == "log":
-            log_r, weights = _gauss_legendre_panels(jnp.log(start), jnp.log(end), panels)
-            radius = jnp.exp(log_r)
-            weights = weights * radius * radius  # R dR = R^2 dlog R
-        else:
-            radius, weights = _gauss_legendre_panels(start, end, panels)
-            weights = weights * radius
-        taper = smooth_taper((radius - inner) / (outer - inner))
-        ring_light = weights * profile.radial_profile(radius) * taper
-        psi = 2.0 * jnp.pi * (jnp.arange(count) + 0.5) / count
-        angle = psi + eccentricity * jnp.sin(2.0 * psi)
-        angle_weight = (2.0 * jnp.pi / count) * (1.0 + 2.0 * eccentricity * jnp.cos(2.0 * psi))
-        x_major = radius[:, None] * jnp.cos(angle) / root_q
-        y_minor = radius[:, None] * jnp.sin(angle) * root_q
-        xs.append((profile.x0 + x_major * cos - y_minor * sin).reshape(-1))
-        ys.append((profile.y0 + x_major * sin + y_minor * cos).reshape(-1))
-        masses.append((ring_light[:, None] * angle_weight).reshape(-1))
+    box_ny, box_nx = shape
+    rows = np.rint(np.fft.fftfreq(box_ny) * box_ny).astype(int)
+    columns = np.arange(box_nx // 2 + 1)
+    # aliases m = -M .. M, M the fewest that reach the bandwidth
+    reach = int(np.ceil(0.5 * (bandwidth - 1.0)))
+    shifts = np.arange(-reach, reach + 1)
+    row_index = (rows[None, :] + box_ny * shifts[:, None]).reshape(-1)
+    column_index = (columns[None, :] + box_nx * shifts[:, None]).reshape(-1)
+    dkx = 2.0 * jnp.pi / (box_nx * pixel)
+    dky = 2.0 * jnp.pi / (box_ny * pixel)
+    kx = dkx * jnp.asarray(column_index, pixel.dtype)
+    ky = dky * jnp.asarray(row_index, pixel.dtype)
 
-    lump_light = profile.flux * profile.enclosed_fraction(lump)
-    x = jnp.concatenate([*xs, profile.x0[None]])
-    y = jnp.concatenate([*ys, profile.y0[None]])
-    masses = jnp.concatenate([*masses, lump_light[None]])
-    return x, y, masses, inner, outer
+    transfer = psf.transfer(kx, ky, pixel)
+    k_cap = bandwidth * jnp.pi / pixel
+    inside = kx[None, :] ** 2 + ky[:, None] ** 2 <= k_cap * k_cap
+    values = jnp.where(inside, core_transform(profile, kx, ky, r1, t_max), 0.0) * transfer
 
-
-def _cubic_weights(t):
-    """Lagrange weights of the nodes at offsets -1, 0, 1, 2 for a point at t in [0, 1)."""
-    return jnp.stack(
-        [
-            -t * (t - 1.0) * (t - 2.0) / 6.0,
-            (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0,
-            -(t + 1.0) * t * (t - 2.0) / 2.0,
-            (t + 1.0) * t * (t - 1.0) / 6.0,
-        ],
-        axis=-1,
-    )
-
-
-def spread_points(x_index, y_index, masses, shape):
-    """Point masses at fractional grid indices, spread with cubic Lagrange weights."""
-    x_base = jnp.floor(x_index)
-    y_base = jnp.floor(y_index)
-    wx = _cubic_weights(x_index - x_base)  # (N, 4)
-    wy = _cubic_weights(y_index - y_base)
-    offsets = jnp.arange(-1, 3)
-    cols = (x_base.astype(jnp.int32)[:, None] + offsets)[:, None, :]
-    rows = (y_base.astype(jnp.int32)[:, None] + offsets)[:, :, None]
-    values = masses[:, None, None] * wy[:, :, None] * wx[:, None, :]
-    rows, cols = jnp.broadcast_arrays(rows, cols)
-    # Points whose stencil leaves the grid lose that part of their light (it lies outside
-    # the stamp and its margin); negative indices must be dropped, not wrapped.
-    valid = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
-    rows = jnp.where(valid, rows, shape[0])
-    return jnp.zeros(shape, masses.dtype).at[rows, cols].add(values, mode="drop")
+    # Sum the aliases with their phases: alias m's phase exp(-i k . (centre - origin)) is
+    # its bin's phase times exp(-2 pi i m . (centre - origin) / pixel). One broadcast
+    # product and a sum over whole aliases: XLA on the CPU recomputes the values for every
+    # consumer if they are sliced or padded, and is slow with complex einsums.
+    values = values.reshape(shifts.size, rows.size, shifts.size, columns.size)
+    offset_x, offset_y = profile.x0 - origin[0], profile.y0 - origin[1]
+    angle_x = (-2.0 * jnp.pi / pixel) * offset_x * jnp.asarray(shifts, pixel.dtype)
+    angle_y = (-2.0 * jnp.pi / pixel) * offset_y * jnp.asarray(shifts, pixel.dtype)
+    alias = jnp.exp(1j * (angle_y[:, None] + angle_x[None, :]))[:, None, :, None]
+    if jnp.iscomplexobj(values):
+        folded = jnp.sum(values * alias, axis=(0, 2))
+    else:
+        folded = jax.lax.complex(
+            jnp.sum(values * alias.real, axis=(0, 2)), jnp.sum(values * alias.imag, axis=(0, 2))
+        )
+    kx_bins = dkx * jnp.asarray(columns, pixel.dtype)
+    ky_bins = dky * jnp.asarray(rows, pixel.dtype)
+    phase = jnp.exp(-1j * ky_bins * offset_y)[:, None] * jnp.exp(-1j * kx_bins * offset_x)[None, :]
+    return profile.flux * folded * phase
 
 
 def render_convolved(
-    profile: Sersic, grid: PixelGrid, psf, *, oversample: int = 4, margin: int = 24
+    profile: Sersic,
+    grid: PixelGrid,
+    psf,
+    *,
+    oversample: int = 2,
+    margin: int = 20,
+    bandwidth: float = 2.5,
 ) -> Float[Array, "ny nx"]:
     """Pixel values of `profile` convolved with `psf` (see the module docstring)."""
     ny, nx = grid.shape
     pixel = grid.pixel_scale
     cell = pixel / oversample
-    fine_ny, fine_nx = (ny + 2 * margin) * oversample, (nx + 2 * margin) * oversample
-    # The lattice sits a quarter cell off the pixel centres, so that neither a pixel centre
-    # nor a pixel corner (where galaxies are often centred) is a lattice node: the spreading
-    # weights have a kink in their derivative at the nodes.
-    x_start = grid.x_centres()[0] - margin * pixel + LATTICE_OFFSET * cell
-    y_start = grid.y_centres()[0] - margin * pixel + LATTICE_OFFSET * cell
-    x_fine = x_start + cell * jnp.arange(fine_nx, dtype=pixel.dtype)
-    y_fine = y_start + cell * jnp.arange(fine_ny, dtype=pixel.dtype)
+    box_ny, box_nx = ny + 2 * margin, nx + 2 * margin
+    fine_ny, fine_nx = box_ny * oversample, box_nx * oversample
+    x_origin = grid.x_centres()[0] - margin * pixel
+    y_origin = grid.y_centres()[0] - margin * pixel
+    x_fine = x_origin + cell * jnp.arange(fine_nx, dtype=pixel.dtype)
+    y_fine = y_origin + cell * jnp.arange(fine_ny, dtype=pixel.dtype)
 
-    x_core, y_core, core_masses, inner, outer = _core_nodes(profile, cell)
-    masses = spread_points(
-        (x_core - x_start) / cell, (y_core - y_start) / cell, core_masses, (fine_ny, fine_nx)
-    )
+    r1 = CORE_RADIUS_IN_CELLS * cell / jnp.sqrt(profile.q)
     u, v = profile.circularised_coordinates(x_fine[None, :], y_fine[:, None])
-    radius = jnp.sqrt(u * u + v * v)
-    halo = profile.radial_profile(radius) * (1.0 - smooth_taper((radius - inner) / (outer - inner)))
-    masses = masses + halo * cell * cell
+    radius = safe_sqrt(u * u + v * v)
+    core_weight = smooth_taper((radius / r1 - 1.0) / (CORE_RATIO - 1.0))
+    halo = profile.radial_profile(radius) * (1.0 - core_weight) * cell * cell
 
     kx = 2.0 * jnp.pi * jnp.fft.rfftfreq(fine_nx, 1.0).astype(pixel.dtype) / cell
     ky = 2.0 * jnp.pi * jnp.fft.fftfreq(fine_ny, 1.0).astype(pixel.dtype) / cell
-    # evaluate the convolution at the pixel centres, LATTICE_OFFSET cells before the nodes
-    shift = LATTICE_OFFSET * cell
-    transfer = psf.transfer(kx, ky, pixel, sampling=cell) * jnp.exp(
-        -1j * (kx[None, :] + ky[:, None]) * shift
+    transfer = psf.transfer(kx, ky, pixel, sampling=cell)
+    coarse = fold_spectrum(jnp.fft.rfft2(halo) * transfer, oversample, fine_nx)
+    # the largest t = kappa r1 the core's table must hold: kappa <= |k| / sqrt(q)
+    t_max = bandwidth * np.pi * CORE_RADIUS_IN_CELLS / (oversample * Q_MIN)
+    coarse = coarse + core_spectrum(
+        profile, psf, (box_ny, box_nx), pixel, (x_origin, y_origin), r1, bandwidth, t_max
     )
-    spectrum = jnp.fft.rfft2(masses) * transfer
-    coarse = fold_spectrum(spectrum, oversample, fine_nx)
-    image = jnp.fft.irfft2(coarse, s=(fine_ny // oversample, fine_nx // oversample))
+    image = jnp.fft.irfft2(coarse, s=(box_ny, box_nx))
     return image[margin : margin + ny, margin : margin + nx]
 
 
@@ -185,17 +156,26 @@ def fold_spectrum(spectrum, factor, n_x):
 
     Sampling every factor-th node sums the spectrum's aliases: coarse bin j holds the fine
     bins j + a N / factor. Bins past the stored half are the conjugates of bins at -k.
+    Static slices only (XLA on the CPU gathers slowly).
     """
     n_y = spectrum.shape[0]
     coarse_y, coarse_x = n_y // factor, n_x // factor
     half = coarse_x // 2 + 1
-    j = jnp.arange(half)
-    flipped = jnp.conj(jnp.roll(spectrum[::-1], 1, axis=0))  # value at (-ky, kx)
-    folded = 0.0
-    for alias in range(factor):
-        index = j + alias * coarse_x
-        stored = index <= n_x // 2
-        direct = spectrum[:, jnp.where(stored, index, 0)]
-        mirrored = flipped[:, jnp.where(stored, 0, n_x - index)]
-        folded = folded + jnp.where(stored[None, :], direct, mirrored)
-    return folded.reshape(factor, coarse_y, half).sum(axis=0)
+    rows = spectrum.reshape(factor, coarse_y, spectrum.shape[1]).sum(axis=0)
+    # the value at (-ky, kx): row -i (mod coarse_y) of the row-folded spectrum
+    mirrored_rows = jnp.conj(jnp.roll(rows[::-1], 1, axis=0))
+    folded = rows[:, :half]
+    for alias in range(1, factor):
+        first = alias * coarse_x  # fine column of coarse column 0 in this alias
+        # coarse columns j with first + j <= n_x // 2 are stored; the rest are mirrored
+        stored = max(0, min(half, n_x // 2 - first + 1))
+        parts = []
+        if stored:
+            parts.append(rows[:, first : first + stored])
+        if stored < half:
+            # fine column first + j -> conjugate of column n_x - first - j
+            start, stop = n_x - first - stored, n_x - first - half
+            step = slice(start, stop, -1) if stop >= 0 else slice(start, None, -1)
+            parts.append(mirrored_rows[:, step])
+        folded = folded + (parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1))
+    return folded

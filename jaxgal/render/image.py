@@ -21,8 +21,9 @@ def render(
     grid: PixelGrid,
     psf: PSF | None = None,
     *,
-    oversample: int | None = None,
-    margin: int = 24,
+    oversample: int = 2,
+    margin: int = 20,
+    bandwidth: float | None = None,
 ) -> Float[Array, "ny nx"]:
     """The pixel-integrated image of `model` on `grid`, convolved with `psf` if given.
 
@@ -32,12 +33,12 @@ def render(
     sequence of profiles whose light adds. One galaxy at a time: use `jax.vmap` for a
     batch (a Sersic whose leaves have a leading axis, and a PSF likewise, or shared).
 
-    `oversample` (the fine grid's cells per pixel side; by default 4, and 6 for a
-    `PixelPSF`, whose Quintic interpolation has more fine structure) and `margin` (pixels
-    beyond the stamp that can scatter light into it) are static; the defaults meet 1e-3 of
-    the peak pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5, also
-    for galaxies as large as the stamp (a margin of 16 pixels is not enough for those
-    with beta = 2.5: 1.1e-3).
+    `oversample` (the halo lattice's cells per pixel side), `margin` (pixels beyond the
+    stamp that can scatter light into it) and `bandwidth` (the largest |k| of the core's
+    spectrum, in units of pi / pixel: 2.5 for the analytic PSFs, 6.5 for a `PixelPSF`,
+    whose Quintic interpolant has side lobes) are static; the defaults meet 1e-3 of the
+    peak pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5, also for
+    galaxies as large as the stamp (see `jaxgal.render.convolved`).
 
     Parameters out of range raise an error naming the parameter, inside `jit` too.
     """
@@ -51,10 +52,13 @@ def render(
             raise ValueError(
                 "render draws one galaxy; for a batch use jax.vmap(render, in_axes=...)"
             )
-    if oversample is None:
-        oversample = 6 if isinstance(psf, PixelPSF) else 4
-    if oversample < 1 or margin < 0:
-        raise ValueError(f"oversample must be >= 1 and margin >= 0, got {oversample}, {margin}")
+    if bandwidth is None:
+        bandwidth = 6.5 if isinstance(psf, PixelPSF) else 2.5
+    if oversample < 1 or margin < 0 or not bandwidth >= 1.0:
+        raise ValueError(
+            "oversample must be >= 1, margin >= 0 and bandwidth >= 1, "
+            f"got {oversample}, {margin}, {bandwidth}"
+        )
     grid = grid.checked()
     psf = None if psf is None else psf.checked()
     image = 0.0
@@ -64,6 +68,6 @@ def render(
             image = image + exact_cell_fluxes(profile, grid.x_edges(), grid.y_edges())
         else:
             image = image + render_convolved(
-                profile, grid, psf, oversample=oversample, margin=margin
+                profile, grid, psf, oversample=oversample, margin=margin, bandwidth=bandwidth
             )
     return image
