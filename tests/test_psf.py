@@ -25,6 +25,19 @@ def test_moffat_transform_matches_bessel_k(beta):
     assert np.max(np.abs(ours[1:] - reference)) < 1e-6
 
 
+@pytest.mark.parametrize("beta", [2.5, 4.765])
+def test_moffat_transform_on_the_longest_table(beta):
+    # a k_max so large that the table stops at z = 40 (its coarsest spacing)
+    alpha = float(jaxgal.Moffat(0.7, beta).scale_radius)
+    k = np.linspace(1e-6, 40.0 / alpha, 4001)
+    ours = np.asarray(
+        moffat_transfer_table(jnp.asarray(beta), jnp.asarray(alpha), 1e3)(jnp.asarray(k))
+    )
+    z = k * alpha
+    reference = 2 * (z / 2) ** (beta - 1) * special.kv(beta - 1, z) / special.gamma(beta - 1)
+    assert np.max(np.abs(ours - reference)) < 5e-6
+
+
 def test_moffat_matches_galsim_fwhm_convention():
     psf = galsim.Moffat(beta=3.0, fwhm=0.9)
     assert float(jaxgal.Moffat(0.9, 3.0).scale_radius) == pytest.approx(psf.scale_radius, rel=1e-12)

@@ -167,3 +167,9 @@ def _safe_power(base, exponent):
     positive = base > 0
     safe = jnp.where(positive, base, 1.0)
     return jnp.where(positive, jnp.exp(exponent * jnp.log(safe)), 0.0)
+
+
+def safe_sqrt(x):
+    """sqrt(x) for x >= 0 with a zero (not NaN) gradient at x = 0."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)

@@ -41,7 +41,7 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, Float
 
 from jaxgal.light.gamma_table import GammaTable
-from jaxgal.light.sersic import Sersic, _safe_power
+from jaxgal.light.sersic import Sersic, _safe_power, safe_sqrt
 from jaxgal.light.taper import smooth_taper
 
 V_NODES, V_WEIGHTS = np.polynomial.legendre.leggauss(16)
@@ -105,9 +105,7 @@ def _right_triangle(radial: RadialIntegrals, d, s):
     Odd in d and in s, and smooth through d = 0 and s = 0.
     """
     d_abs = jnp.abs(d)
-    rho_squared = d * d + s * s
-    has_rho = rho_squared > 0  # a vertex exactly at the centre: keep the gradient finite
-    rho = jnp.where(has_rho, jnp.sqrt(jnp.where(has_rho, rho_squared, 1.0)), 0.0)
+    rho = safe_sqrt(d * d + s * s)  # a vertex exactly at the centre: a finite gradient
     first = jnp.sign(s) * d * (radial.h(rho) - radial.h(d_abs))
     has_d = d_abs > 0
     safe_d = jnp.where(has_d, d_abs, 1.0)

@@ -43,28 +43,12 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxgal.grid import PixelGrid
-from jaxgal.light.sersic import Sersic
+from jaxgal.light.sersic import Sersic, safe_sqrt
 from jaxgal.light.taper import smooth_taper
-from jaxgal.render.core_transform import CORE_RATIO, core_table, read_table
+from jaxgal.render.core_transform import CORE_RATIO, core_transform
 
 CORE_RADIUS_IN_CELLS = 2.0
 Q_MIN = 0.05
-
-
-def safe_sqrt(x):
-    """sqrt(x) for x >= 0 with a zero (not NaN) gradient at x = 0."""
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
-
-
-def core_transform(profile: Sersic, kx, ky, r1, t_max):
-    """The core's Fourier transform per unit flux, centred on the profile, at (ky, kx)."""
-    angle = jnp.deg2rad(profile.pa)
-    cos, sin = jnp.cos(angle), jnp.sin(angle)
-    k_major = kx[None, :] * cos + ky[:, None] * sin
-    k_minor = -kx[None, :] * sin + ky[:, None] * cos
-    kappa = safe_sqrt(k_major * k_major / profile.q + k_minor * k_minor * profile.q)
-    return read_table(core_table(profile, r1, t_max), kappa * r1)
 
 
 def core_spectrum(profile: Sersic, psf, shape, pixel, origin, r1, bandwidth, t_max):

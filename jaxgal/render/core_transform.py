@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgal.light.bessel import bessel_j
-from jaxgal.light.sersic import Sersic, _safe_power
+from jaxgal.light.sersic import Sersic, _safe_power, safe_sqrt
 from jaxgal.light.taper import smooth_taper
 
 CORE_RATIO = 3.0
@@ -91,3 +91,16 @@ def read_table(table, t):
         w0 * table[index - 1] + w1 * table[index] + w2 * table[index + 1] + w3 * table[index + 2]
     )
     return jnp.where(position < last, value, 0.0)
+
+
+def core_transform(profile: Sersic, kx, ky, r1, t_max: float):
+    """G per unit flux at the wavenumbers (ky, kx) (a grid), centred on the profile.
+
+    kappa = |A^-T k|: k along the major axis over sqrt(q), along the minor one times it.
+    """
+    angle = jnp.deg2rad(profile.pa)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    k_major = kx[None, :] * cos + ky[:, None] * sin
+    k_minor = -kx[None, :] * sin + ky[:, None] * cos
+    kappa = safe_sqrt(k_major * k_major / profile.q + k_minor * k_minor * profile.q)
+    return read_table(core_table(profile, r1, t_max), kappa * r1)
