@@ -59,6 +59,11 @@ class Gaussian(eqx.Module):
     def _checked_fields(self):
         return (check_range(self.fwhm, "Gaussian fwhm", low=0.0, low_inclusive=False),)
 
+    def profile(self, x, y):
+        """Surface density (per arcsec^2, unit total) at offsets x, y (arcsec)."""
+        sigma = self.fwhm / FWHM_PER_SIGMA
+        return jnp.exp(-0.5 * (x * x + y * y) / (sigma * sigma)) / (2.0 * jnp.pi * sigma * sigma)
+
     def transfer(self, kx, ky, pixel_scale, sampling=None):
         kx, ky = kx[None, :], ky[:, None]
         sigma = self.fwhm / FWHM_PER_SIGMA
@@ -66,25 +71,35 @@ class Gaussian(eqx.Module):
         return psf * pixel_transfer(kx, ky, pixel_scale)
 
 
-class Moffat(eqx.Module):
-    """A circular Moffat PSF, I(r) ~ (1 + (r / alpha)^2)^-beta, untruncated as in GalSim.
+MAX_PSF_SHEAR = 0.9
 
-    `fwhm` in arcsec; `beta` > 1.1 (below it the wings hold too much light to be useful).
+
+class Moffat(eqx.Module):
+    """A Moffat PSF, I(r) ~ (1 + (r / alpha)^2)^-beta, untruncated as in GalSim.
+
+    `fwhm` in arcsec (of the circular profile); `beta` > 1.1 (below it the wings hold too
+    much light to be useful). `g1`, `g2` (default 0, circular) shear it as GalSim's
+    `Moffat(...).shear(g1=g1, g2=g2)` does: an area-preserving stretch by (1 + g) / (1 - g)
+    along the position angle atan2(g2, g1) / 2, |g| < 1.
     """
 
     fwhm: Float[Array, "..."]
     beta: Float[Array, "..."]
+    g1: Float[Array, "..."]
+    g2: Float[Array, "..."]
 
-    def __init__(self, fwhm, beta):
-        fwhm, beta = as_float(fwhm), as_float(beta)
+    def __init__(self, fwhm, beta, g1=0.0, g2=0.0):
+        fields = {"fwhm": fwhm, "beta": beta, "g1": g1, "g2": g2}
+        fields = {name: as_float(value) for name, value in fields.items()}
         try:
-            shape = jnp.broadcast_shapes(fwhm.shape, beta.shape)
+            shape = jnp.broadcast_shapes(*(value.shape for value in fields.values()))
         except ValueError:
-            raise ValueError(
-                f"Moffat parameters have mismatched shapes: fwhm {fwhm.shape}, beta {beta.shape}"
-            ) from None
-        self.fwhm = jnp.broadcast_to(fwhm, shape)
-        self.beta = jnp.broadcast_to(beta, shape)
+            shapes = ", ".join(f"{name} {value.shape}" for name, value in fields.items())
+            raise ValueError(f"Moffat parameters have mismatched shapes: {shapes}") from None
+        self.fwhm = jnp.broadcast_to(fields["fwhm"], shape)
+        self.beta = jnp.broadcast_to(fields["beta"], shape)
+        self.g1 = jnp.broadcast_to(fields["g1"], shape)
+        self.g2 = jnp.broadcast_to(fields["g2"], shape)
 
     def __check_init__(self):
         if all_concrete(self):
@@ -94,9 +109,19 @@ class Moffat(eqx.Module):
         return Moffat(*self._checked_fields())
 
     def _checked_fields(self):
+        g1 = check_range(self.g1, "Moffat g1", low=-MAX_PSF_SHEAR, high=MAX_PSF_SHEAR)
+        g2 = check_range(self.g2, "Moffat g2", low=-MAX_PSF_SHEAR, high=MAX_PSF_SHEAR)
+        too_sheared = g1 * g1 + g2 * g2 > MAX_PSF_SHEAR**2
+        message = f"Moffat shear |g| = sqrt(g1^2 + g2^2) must be <= {MAX_PSF_SHEAR}"
+        if is_traced(g1) or is_traced(g2):
+            g1 = eqx.error_if(g1, too_sheared, message)
+        elif np.any(too_sheared):
+            raise ValueError(f"{message}, got {np.sqrt(np.max(g1 * g1 + g2 * g2)):.3g}")
         return (
             check_range(self.fwhm, "Moffat fwhm", low=0.0, low_inclusive=False),
             check_range(self.beta, "Moffat beta", low=1.1, high=100.0),
+            g1,
+            g2,
         )
 
     @property
@@ -104,9 +129,24 @@ class Moffat(eqx.Module):
         """alpha, from fwhm = 2 alpha sqrt(2^(1/beta) - 1)."""
         return self.fwhm / (2.0 * jnp.sqrt(2.0 ** (1.0 / self.beta) - 1.0))
 
+    def profile(self, x, y):
+        """Surface density (per arcsec^2, unit total) at offsets x, y (arcsec)."""
+        # I(S^-1 x): S^-1 = [[1 - g1, -g2], [-g2, 1 + g1]] / sqrt(1 - g^2)
+        norm = 1.0 / jnp.sqrt(1.0 - self.g1 * self.g1 - self.g2 * self.g2)
+        u = norm * ((1.0 - self.g1) * x - self.g2 * y)
+        v = norm * (-self.g2 * x + (1.0 + self.g1) * y)
+        alpha = self.scale_radius
+        radius2 = (u * u + v * v) / (alpha * alpha)
+        return (self.beta - 1.0) / (jnp.pi * alpha * alpha) * (1.0 + radius2) ** (-self.beta)
+
     def transfer(self, kx, ky, pixel_scale, sampling=None):
         kx, ky = kx[None, :], ky[:, None]
-        k = jnp.sqrt(kx * kx + ky * ky)
+        # The sheared profile is I(S^-1 x) with S = [[1 + g1, g2], [g2, 1 - g1]] / sqrt(1 - g^2)
+        # symmetric and of unit determinant, so its transform is the circular one at S k.
+        norm = 1.0 / jnp.sqrt(1.0 - self.g1 * self.g1 - self.g2 * self.g2)
+        sheared_x = norm * ((1.0 + self.g1) * kx + self.g2 * ky)
+        sheared_y = norm * (self.g2 * kx + (1.0 - self.g1) * ky)
+        k = jnp.sqrt(sheared_x * sheared_x + sheared_y * sheared_y)
         psf = moffat_transfer_table(self.beta, self.scale_radius, jnp.max(k))(k)
         return psf * pixel_transfer(kx, ky, pixel_scale)
 
