@@ -6,7 +6,18 @@ from jaxgal.light.sersic import Sersic, sersic_bn
 from jaxgal.magnitudes import flux_to_magnitude, magnitude_to_flux
 from jaxgal.render import render
 
+
+def __getattr__(name):
+    # the networks pull in Flax: import them only when asked for
+    if name == "GaLNet":
+        from jaxgal.networks import GaLNet
+
+        return GaLNet
+    raise AttributeError(f"module 'jaxgal' has no attribute {name!r}")
+
+
 __all__ = [
+    "GaLNet",
     "Gaussian",
     "Moffat",
     "PixelGrid",

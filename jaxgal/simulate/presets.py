@@ -104,7 +104,8 @@ class SurveyPreset:
     @property
     def reference_sky_sigma(self) -> float:
         """The sky noise at the preset's quoted (deepest) depth: the networks' unit of flux."""
-        return float(self.sky_sigma(self.depth[1]))
+        limiting_flux = 10.0 ** (-0.4 * (self.depth[1] - self.zero_point))
+        return limiting_flux / 5.0 / math.sqrt(self.depth_area / self.pixel_scale**2)
 
 
 def _gain(exposure_time, zero_point_electrons, zero_point):

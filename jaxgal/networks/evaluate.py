@@ -1,0 +1,148 @@
+"""Scoring predicted Sersic parameters against truths, as in Li et al. (2022).
+
+Per parameter, the deviation is: magnitude, pred - true (mag); r_eff and n, pred / true - 1;
+q, pred - true; x0, y0, pred - true (arcsec). For each: the bias (median deviation), the
+scatter (normalised median absolute deviation, 1.4826 median |d - median d|), the outlier
+fraction (|d| beyond `OUTLIER_LIMITS`: three times the accuracy bar of issue 3), and the
+calibration of the predicted uncertainties: the fraction of truths within 1 and 2
+predicted sigma (for r_eff and n in ln, where the network's Gaussian lives). Overall and
+in bins of S/N and magnitude.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCORED = ("magnitude", "r_eff", "n", "q", "x0", "y0")
+RELATIVE = ("r_eff", "n")
+OUTLIER_LIMITS = {"magnitude": 0.15, "r_eff": 0.3, "n": 0.6, "q": 0.15, "x0": 0.1, "y0": 0.1}
+SNR_BINS = (20.0, 50.0, 100.0, 300.0, np.inf)
+MAGNITUDE_BINS = (17.0, 18.5, 19.5, 20.5, 21.5)
+
+
+def nmad(values) -> float:
+    """Normalised median absolute deviation: 1.4826 median |x - median x|."""
+    values = np.asarray(values)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def deviations(predicted: dict, truth: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for name in SCORED:
+        p, t = np.asarray(predicted[name], float), np.asarray(truth[name], float)
+        out[name] = p / t - 1.0 if name in RELATIVE else p - t
+    return out
+
+
+def pulls(predicted: dict, truth: dict) -> dict[str, np.ndarray]:
+    """(truth - prediction) / predicted sigma, in the space the network's Gaussian lives."""
+    out = {}
+    for name in SCORED:
+        p, t = np.asarray(predicted[name], float), np.asarray(truth[name], float)
+        error = np.asarray(predicted[name + "_err"], float)
+        if name in RELATIVE:
+            out[name] = np.log(t / p) / (error / p)
+        else:
+            out[name] = (t - p) / error
+    return out
+
+
+def score(predicted: dict, truth: dict, mask=None) -> dict[str, dict[str, float]]:
+    """Bias, NMAD, outlier fraction and 1/2-sigma coverage per parameter (over `mask`)."""
+    count = len(np.asarray(truth["magnitude"]))
+    mask = np.ones(count, bool) if mask is None else np.asarray(mask, bool)
+    d, z = deviations(predicted, truth), pulls(predicted, truth)
+    result = {}
+    for name in SCORED:
+        dev, pull = d[name][mask], z[name][mask]
+        if dev.size == 0:
+            result[name] = {"count": 0}
+            continue
+        result[name] = {
+            "count": int(dev.size),
+            "bias": float(np.median(dev)),
+            "nmad": nmad(dev),
+            "outlier_fraction": float(np.mean(np.abs(dev) > OUTLIER_LIMITS[name])),
+            "within_1_sigma": float(np.mean(np.abs(pull) < 1.0)),
+            "within_2_sigma": float(np.mean(np.abs(pull) < 2.0)),
+        }
+    return result
+
+
+def evaluate(predicted: dict, truth: dict, snr, *, min_snr: float = 20.0) -> dict:
+    """The full report: overall (S/N >= `min_snr`), and binned by S/N and by magnitude."""
+    snr = np.asarray(snr, float)
+    magnitude = np.asarray(truth["magnitude"], float)
+    selected = snr >= min_snr
+    report = {"min_snr": min_snr, "overall": score(predicted, truth, selected)}
+    report["by_snr"] = [
+        {"snr": [low, high], **{"scores": score(predicted, truth, (snr >= low) & (snr < high))}}
+        for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:])
+    ]
+    report["by_magnitude"] = [
+        {
+            "magnitude": [low, high],
+            "scores": score(predicted, truth, selected & (magnitude >= low) & (magnitude < high)),
+        }
+        for low, high in zip(MAGNITUDE_BINS[:-1], MAGNITUDE_BINS[1:])
+    ]
+    return report
+
+
+def plot_predictions(predicted: dict, truth: dict, path, *, mask=None, title: str = ""):
+    """Prediction against truth for magnitude, r_eff, n, q (PNG at `path`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(np.asarray(truth["magnitude"]))
+    mask = np.ones(count, bool) if mask is None else np.asarray(mask, bool)
+    names = ("magnitude", "r_eff", "n", "q")
+    figure, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    for axis, name in zip(axes, names):
+        t, p = np.asarray(truth[name])[mask], np.asarray(predicted[name])[mask]
+        axis.scatter(t, p, s=2, alpha=0.4, color="k", rasterized=True)
+        low, high = min(t.min(), p.min()), max(t.max(), p.max())
+        axis.plot([low, high], [low, high], color="tab:red", lw=1)
+        if name == "r_eff":
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+        axis.set_xlabel(f"true {name}")
+        axis.set_ylabel(f"predicted {name}")
+        d = deviations(predicted, truth)[name][mask]
+        axis.set_title(f"{name}: NMAD {nmad(d):.3f}, bias {np.median(d):+.3f}", fontsize=10)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def markdown_table(report: dict) -> str:
+    """The overall and binned scores as Markdown tables (NMAD / bias / outliers / 1-sigma)."""
+    names = ("magnitude", "r_eff", "n", "q")
+    header = "| selection | N | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names)
+
+    def row(label, scores):
+        count = scores[names[0]].get("count", 0)
+        cells = []
+        for name in names:
+            s = scores[name]
+            if not s.get("count"):
+                cells.append("-")
+                continue
+            cells.append(
+                f"{s['nmad']:.3f} / {s['bias']:+.3f} / {100 * s['outlier_fraction']:.1f}% / "
+                f"{100 * s['within_1_sigma']:.0f}%"
+            )
+        return f"| {label} | {count} | " + " | ".join(cells) + " |"
+
+    lines = [header, row(f"S/N >= {report['min_snr']:g}", report["overall"])]
+    for entry in report["by_snr"]:
+        low, high = entry["snr"]
+        lines.append(row(f"S/N {low:g}-{high:g}", entry["scores"]))
+    for entry in report["by_magnitude"]:
+        low, high = entry["magnitude"]
+        lines.append(row(f"mag {low:g}-{high:g} (S/N >= {report['min_snr']:g})", entry["scores"]))
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""GaLNet: label transforms, training that learns, resumption after a kill, scoring."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgal.networks import (
+    TrainConfig,
+    fit_sigma_scale,
+    gaussian_nll,
+    to_parameters,
+    to_targets,
+    train,
+)
+from jaxgal.networks.evaluate import nmad, score
+from jaxgal.networks.train import build_model
+from jaxgal.simulate import KIDS, simulate_batch
+
+TINY = dict(widths=(4, 8), psf_widths=(4,), hidden=16, batch_size=8, log_every=5)
+
+
+def test_targets_round_trip_to_parameters():
+    labels = {
+        "magnitude": jnp.array([17.5, 21.0]),
+        "r_eff": jnp.array([0.3, 3.0]),
+        "n": jnp.array([0.7, 5.5]),
+        "q": jnp.array([0.25, 0.9]),
+        "pa": jnp.array([5.0, 170.0]),
+        "x0": jnp.array([0.05, -0.02]),
+        "y0": jnp.array([-0.07, 0.01]),
+    }
+    targets = to_targets(labels, KIDS)
+    assert np.all(np.abs(targets) <= 1.0)
+    back = to_parameters(targets, jnp.full_like(targets, 0.01), KIDS)
+    for name, value in labels.items():
+        np.testing.assert_allclose(back[name], value, rtol=1e-6, atol=1e-9, err_msg=name)
+    # the errors are the scaled sigma times the prior's half-range (and r_eff for ln r_eff)
+    half_ln_r = 0.5 * np.log(4.0 / 0.2)
+    np.testing.assert_allclose(back["r_eff_err"], 0.01 * half_ln_r * labels["r_eff"], rtol=1e-6)
+
+
+def held_out_nll(model, preset, key):
+    batch = simulate_batch(key, preset, 64)
+    mean, sigma = model(batch.images, batch.psf_images)
+    return float(gaussian_nll(mean, sigma, to_targets(batch.labels, preset)))
+
+
+def test_a_short_training_run_lowers_the_held_out_loss(tmp_path):
+    config = TrainConfig(steps=80, learning_rate=3e-3, warmup_steps=10, **TINY)
+    key = jax.random.key(12345)
+    before = held_out_nll(build_model(config), KIDS, key)
+    model = train(config, tmp_path / "run", progress=False)
+    after = held_out_nll(model, KIDS, key)
+    assert after < before - 0.05, (before, after)
+    records = [
+        json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records] == list(range(5, 81, 5))
+
+
+RESUMABLE = """
+import sys
+from jaxgal.networks.pretrained import export_weights
+from jaxgal.networks.train import TrainConfig, train
+config = TrainConfig(steps=int(sys.argv[2]), checkpoint_every=1, **{tiny})
+model = train(config, sys.argv[1], progress=False)
+if len(sys.argv) > 3:
+    export_weights(model, config, sys.argv[3], command="test")
+"""
+
+
+def run_script(script, *args, wait=True):
+    command = [sys.executable, str(script), *map(str, args)]
+    environment = {**os.environ, "JAX_ENABLE_X64": "0"}
+    if wait:
+        subprocess.run(command, env=environment, check=True)
+        return None
+    return subprocess.Popen(command, env=environment)
+
+
+def checkpointed_steps(run_dir):
+    checkpoints = run_dir / "checkpoints"
+    if not checkpoints.exists():
+        return []
+    return [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()]
+
+
+def test_a_killed_run_resumes_to_the_same_model(tmp_path):
+    steps = 40
+    script = tmp_path / "run.py"
+    script.write_text(RESUMABLE.format(tiny=repr(TINY)))
+    run_script(script, tmp_path / "straight", steps, tmp_path / "straight_weights")
+
+    # the same run, killed once it has checkpointed a few steps
+    killed = tmp_path / "killed"
+    process = run_script(script, killed, steps, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and max(checkpointed_steps(killed), default=0) < 4:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reached = max(checkpointed_steps(killed), default=0)
+    assert 4 <= reached < steps, reached
+    run_script(script, killed, steps, tmp_path / "resumed_weights")
+
+    with (
+        np.load(tmp_path / "straight_weights.npz") as a,
+        np.load(tmp_path / "resumed_weights.npz") as b,
+    ):
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    lines = (killed / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["step"] for line in lines]
+    assert logged == list(range(5, steps + 1, 5)), logged
+
+
+def test_calibrated_sigmas_cover_68_percent_of_fresh_simulations():
+    model = build_model(TrainConfig(**TINY))  # untrained: its sigmas are far off
+    model.sigma_scale = fit_sigma_scale(model, seed=0, count=1024, batch=256)
+    data = simulate_batch(jax.random.key(2024), KIDS, 1024)  # other galaxies than the fit's
+    mean, sigma = model(data.images, data.psf_images)
+    pulls = np.abs(np.asarray((to_targets(data.labels, KIDS) - mean) / sigma))
+    # 1024 draws: the binomial standard error of 68.3 % is 1.5 %
+    np.testing.assert_allclose(np.mean(pulls < 1.0, axis=0), 0.6827, atol=0.06)
+
+
+def test_another_configuration_in_the_same_directory_is_refused(tmp_path):
+    train(TrainConfig(steps=2, **TINY), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(TrainConfig(steps=2, seed=1, **TINY), tmp_path, progress=False)
+
+
+def test_scores_of_calibrated_gaussian_predictions():
+    rng = np.random.default_rng(0)
+    count = 20000
+    truth = {
+        "magnitude": rng.uniform(17, 21, count),
+        "r_eff": rng.uniform(0.3, 3, count),
+        "n": rng.uniform(0.5, 6, count),
+        "q": rng.uniform(0.2, 1, count),
+        "x0": np.zeros(count),
+        "y0": np.zeros(count),
+    }
+    sigma = {"magnitude": 0.05, "r_eff": 0.1, "n": 0.2, "q": 0.04, "x0": 0.01, "y0": 0.01}
+    predicted = {}
+    for name, s in sigma.items():
+        if name in ("r_eff", "n"):  # Gaussian in ln
+            predicted[name] = truth[name] * np.exp(rng.normal(0, s, count))
+            predicted[name + "_err"] = s * predicted[name]
+        else:
+            predicted[name] = truth[name] + rng.normal(0, s, count)
+            predicted[name + "_err"] = np.full(count, s)
+    scores = score(predicted, truth)
+    for name, s in sigma.items():
+        assert scores[name]["nmad"] == pytest.approx(s, rel=0.05), name
+        assert scores[name]["within_1_sigma"] == pytest.approx(0.6827, abs=0.01), name
+        assert scores[name]["within_2_sigma"] == pytest.approx(0.9545, abs=0.006), name
+    assert nmad(rng.normal(0, 2.0, 100000)) == pytest.approx(2.0, rel=0.02)
