@@ -5,6 +5,7 @@ from jaxgal.light.psf import Gaussian, Moffat, PixelPSF
 from jaxgal.light.sersic import Sersic, sersic_bn
 from jaxgal.magnitudes import flux_to_magnitude, magnitude_to_flux
 from jaxgal.render import render
+from jaxgal.render.psf_image import draw_psf
 
 
 def __getattr__(name):
@@ -23,6 +24,7 @@ __all__ = [
     "PixelGrid",
     "PixelPSF",
     "Sersic",
+    "draw_psf",
     "flux_to_magnitude",
     "magnitude_to_flux",
     "render",

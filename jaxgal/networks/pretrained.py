@@ -105,8 +105,8 @@ def predict(model: GaLNet, images, psf_images=None, *, zero_point=None, batch_si
     `images`: (count, ny, nx) or one (ny, nx) cutout of the preset's shape, sky-subtracted,
     in image counts. `zero_point`: the images' magnitude zero point; if it differs from the
     preset's, the images are rescaled to the preset's (by 10^(0.4 (preset - given))) before
-    the network sees them, and magnitudes are returned in the given zero point's system
-    (the same AB magnitudes). The network was trained over the preset's range of sky noise
+    the network sees them; magnitudes are the same either way, fluxes are returned in the
+    images' units. The network was trained over the preset's range of sky noise
     (see its `depth`); images much noisier or deeper than that are outside its training.
     `psf_images` (GaLNet-2): (count, k, k), or one (k, k) for all, any odd k: cropped or
     zero-padded about the centre to the preset's `psf_size`, then normalised to sum 1.
@@ -145,7 +145,6 @@ def predict(model: GaLNet, images, psf_images=None, *, zero_point=None, batch_si
         sigmas.append(np.asarray(sigma)[: chunk - pad])
     result = to_parameters(np.concatenate(means), np.concatenate(sigmas), preset)
     result = {name: np.asarray(value) for name, value in result.items()}
-    result["magnitude"] = result["magnitude"] - preset.zero_point + zero_point
     result["flux"] = 10.0 ** (-0.4 * (result["magnitude"] - zero_point))
     result["flux_err"] = result["flux"] * 0.4 * np.log(10.0) * result["magnitude_err"]
     return result
