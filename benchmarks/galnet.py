@@ -72,7 +72,7 @@ def classical_fit_seconds(count):
         start_point = [np.log(max(image.sum(), 1.0)), np.log(0.9), 2.5, 0.6, 90.0, 0.0, 0.0]
         bounds = (
             [0.0, np.log(0.05), 0.35, 0.1, -90.0, -1.0, -1.0],
-            [20.0, np.log(10.0), 7.5, 1.0, 270.0, 1.0, 1.0],
+            [20.0, np.log(10.0), 6.2, 1.0, 270.0, 1.0, 1.0],
         )
         start = time.perf_counter()
         fit = least_squares(residuals, start_point, bounds=bounds, x_scale="jac", max_nfev=400)

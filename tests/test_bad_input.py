@@ -97,3 +97,17 @@ def test_errors_are_equinox_runtime_errors_not_nans():
     draw = eqx.filter_jit(lambda n: jaxgal.render(jaxgal.Sersic(1.0, 0.3, n, 0.5, 0.0), grid))
     with pytest.raises(eqx.EquinoxRuntimeError):
         draw(jnp.asarray(9.0))
+
+
+def test_moffat_shear_checked_inside_jit():
+    grid = jaxgal.PixelGrid((8, 8), 0.2)
+
+    @jax.jit
+    def draw(g):
+        return jaxgal.render(
+            jaxgal.Sersic(1.0, 0.3, 1.0, 0.5, 0.0), grid, jaxgal.Moffat(0.5, 3.0, g, g)
+        )
+
+    with pytest.raises(Exception, match="Moffat shear"):
+        jax.block_until_ready(draw(jnp.asarray(0.7)))
+    assert bool(jnp.all(jnp.isfinite(draw(jnp.asarray(0.05)))))

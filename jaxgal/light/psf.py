@@ -113,7 +113,7 @@ class Moffat(eqx.Module):
         g2 = check_range(self.g2, "Moffat g2", low=-MAX_PSF_SHEAR, high=MAX_PSF_SHEAR)
         too_sheared = g1 * g1 + g2 * g2 > MAX_PSF_SHEAR**2
         message = f"Moffat shear |g| = sqrt(g1^2 + g2^2) must be <= {MAX_PSF_SHEAR}"
-        if is_traced(g1) or is_traced(g2):
+        if is_traced(too_sheared):  # traced fields, or concrete ones inside jit
             g1 = eqx.error_if(g1, too_sheared, message)
         elif np.any(too_sheared):
             raise ValueError(f"{message}, got {np.sqrt(np.max(g1 * g1 + g2 * g2)):.3g}")

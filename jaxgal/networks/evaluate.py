@@ -95,6 +95,7 @@ def plot_predictions(predicted: dict, truth: dict, path, *, mask=None, title: st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     count = len(np.asarray(truth["magnitude"]))
     mask = np.ones(count, bool) if mask is None else np.asarray(mask, bool)
@@ -108,6 +109,11 @@ def plot_predictions(predicted: dict, truth: dict, path, *, mask=None, title: st
         if name == "r_eff":
             axis.set_xscale("log")
             axis.set_yscale("log")
+            ticks = [v for v in (0.05, 0.1, 0.2, 0.5, 1, 2, 4, 10) if low <= v <= high]
+            for scale in (axis.xaxis, axis.yaxis):
+                scale.set_minor_formatter(matplotlib.ticker.NullFormatter())
+                scale.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+                scale.set_ticks(ticks)
         axis.set_xlabel(f"true {name}")
         axis.set_ylabel(f"predicted {name}")
         d = deviations(predicted, truth)[name][mask]
