@@ -20,7 +20,7 @@ from jaxgal.networks import (
     to_targets,
     train,
 )
-from jaxgal.networks.evaluate import nmad, score
+from jaxgal.networks.evaluate import deviations, nmad, score
 from jaxgal.networks.train import build_model
 from jaxgal.simulate import KIDS, simulate_batch
 
@@ -79,7 +79,8 @@ if len(sys.argv) > 3:
 
 def run_script(script, *args, wait=True):
     command = [sys.executable, str(script), *map(str, args)]
-    environment = {**os.environ, "JAX_ENABLE_X64": "0"}
+    # on the CPU, where XLA is deterministic, whatever accelerator the machine has
+    environment = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
     if wait:
         subprocess.run(command, env=environment, check=True)
         return None
@@ -104,6 +105,7 @@ def test_a_killed_run_resumes_to_the_same_model(tmp_path):
     process = run_script(script, killed, steps, wait=False)
     deadline = time.time() + 300
     while time.time() < deadline and max(checkpointed_steps(killed), default=0) < 4:
+        assert process.poll() is None, "the run ended before it could be killed"
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -146,11 +148,20 @@ def test_scores_of_calibrated_gaussian_predictions():
         "magnitude": rng.uniform(17, 21, count),
         "r_eff": rng.uniform(0.3, 3, count),
         "n": rng.uniform(0.5, 6, count),
-        "q": rng.uniform(0.2, 1, count),
+        "q": rng.uniform(0.2, 0.79, count),
+        "pa": rng.uniform(0, 180, count),
         "x0": np.zeros(count),
         "y0": np.zeros(count),
     }
-    sigma = {"magnitude": 0.05, "r_eff": 0.1, "n": 0.2, "q": 0.04, "x0": 0.01, "y0": 0.01}
+    sigma = {
+        "magnitude": 0.05,
+        "r_eff": 0.1,
+        "n": 0.2,
+        "q": 0.04,
+        "pa": 5.0,
+        "x0": 0.01,
+        "y0": 0.01,
+    }
     predicted = {}
     for name, s in sigma.items():
         if name in ("r_eff", "n"):  # Gaussian in ln
@@ -159,9 +170,13 @@ def test_scores_of_calibrated_gaussian_predictions():
         else:
             predicted[name] = truth[name] + rng.normal(0, s, count)
             predicted[name + "_err"] = np.full(count, s)
+    predicted["pa"] = np.mod(predicted["pa"], 180.0)  # as predicted: in [0, 180)
     scores = score(predicted, truth)
     for name, s in sigma.items():
         assert scores[name]["nmad"] == pytest.approx(s, rel=0.05), name
         assert scores[name]["within_1_sigma"] == pytest.approx(0.6827, abs=0.01), name
         assert scores[name]["within_2_sigma"] == pytest.approx(0.9545, abs=0.006), name
     assert nmad(rng.normal(0, 2.0, 100000)) == pytest.approx(2.0, rel=0.02)
+    # the angle wraps: 179 degrees predicted as 1 is 2 degrees off, not 178
+    wrapped = deviations({**predicted, "pa": np.array([1.0])}, {"pa": np.array([179.0])})
+    assert wrapped["pa"][0] == pytest.approx(2.0)

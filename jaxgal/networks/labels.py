@@ -58,7 +58,7 @@ def to_targets(labels: dict, preset: SurveyPreset):
 def to_parameters(mean, sigma, preset: SurveyPreset) -> dict:
     """Sersic parameters and their 1-sigma uncertainties (`*_err`) from predicted scaled
     targets: r_eff and n are exp of a Gaussian in ln (errors r_eff * sigma_ln); q is clipped
-    to the prior's physical range (0, 1]; pa = atan2(sin 2pa, cos 2pa) / 2 in [0, 180) with
+    to [0.05, 1] (what `Sersic` renders well); pa = atan2(sin 2pa, cos 2pa) / 2 in [0, 180) with
     the error propagated to first order."""
     centre, half_width = target_scaling(preset)
     mean = mean * half_width + centre

@@ -23,10 +23,24 @@ from jaxgal.render.psf_image import fit_stamp
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
 
-def _named_leaves(model: GaLNet) -> tuple[object, dict[str, jax.Array], list[str]]:
+def _parameter_name(path) -> str:
+    """'galaxy/convs/0/kernel': the module path of a parameter, without the attribute
+    names (such as `.value`) that Flax's variable containers add, which may change."""
+    parts = []
+    for key in path:
+        if isinstance(key, jax.tree_util.DictKey):
+            parts.append(str(key.key))
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            parts.append(str(key.idx))
+    return "/".join(parts)
+
+
+def _named_leaves(model: GaLNet) -> tuple[object, object, list[str]]:
     graphdef, state = nnx.split(model)
     paths_and_leaves, _ = jax.tree_util.tree_flatten_with_path(state)
-    names = [jax.tree_util.keystr(path) for path, _ in paths_and_leaves]
+    names = [_parameter_name(path) for path, _ in paths_and_leaves]
+    if len(set(names)) != len(names):
+        raise RuntimeError("GaLNet parameter names are not unique; the weights format needs them")
     return graphdef, state, names
 
 
@@ -165,7 +179,8 @@ def _psf_stamps(model: GaLNet, psf_images, count: int) -> np.ndarray:
         )
     if stamps.shape[1] % 2 == 0 or stamps.shape[2] % 2 == 0:
         raise ValueError(f"PSF stamps must have odd sides (a centre pixel), got {stamps.shape[1:]}")
-    stamps = np.asarray(fit_stamp(jnp.asarray(stamps), size))
+    # as for training PSFs (`PSFBank`): negative pixels (noise in empirical PSFs) are cut
+    stamps = np.clip(np.asarray(fit_stamp(jnp.asarray(stamps), size)), 0.0, None)
     sums = stamps.sum(axis=(1, 2), keepdims=True)
     if not np.all(np.isfinite(stamps)) or np.any(sums <= 0):
         raise ValueError("PSF stamps must be finite with a positive sum")

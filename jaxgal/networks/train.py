@@ -133,8 +133,8 @@ def _checkpoint_manager(run_dir: Path):
 def train(config: TrainConfig, run_dir, *, progress: bool = True, stop_after: int | None = None):
     """Train (or resume) the run in `run_dir` up to `config.steps`; return the model.
 
-    If `run_dir` holds a checkpoint, training resumes from it (the config must match, but
-    for `steps`, which may grow). `stop_after` stops after that many steps of this call
+    If `run_dir` holds a checkpoint, training resumes from it (the config must match).
+    `stop_after` stops after that many steps of this call
     (to train in chunks within a time limit).
     """
     run_dir = Path(run_dir)
@@ -142,7 +142,9 @@ def train(config: TrainConfig, run_dir, *, progress: bool = True, stop_after: in
     config_path = run_dir / "config.json"
     if config_path.exists():
         saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
-        if dataclasses.replace(saved, steps=config.steps) != config:
+        # steps too: the learning-rate schedule depends on it, so a resumed run with
+        # other steps would not be the run it claims to continue
+        if saved != config:
             raise ValueError(
                 f"{run_dir} holds a run with another configuration: {saved}; "
                 "use a new run directory"
@@ -170,37 +172,41 @@ def train(config: TrainConfig, run_dir, *, progress: bool = True, stop_after: in
 
         bar = tqdm(total=config.steps, initial=start, desc=f"GaLNet {config.preset}")
     clock, clock_step = time.perf_counter(), start
-    with open(run_dir / "metrics.jsonl", "a") as log:
-        for step in range(start, end):
-            params, opt_state, metrics = train_step(params, opt_state, jnp.asarray(step))
-            done = step + 1
-            if done % config.log_every == 0 or done == end:
-                loss = float(metrics["loss"])
-                if not jnp.isfinite(loss):
-                    raise FloatingPointError(f"training loss is {loss} at step {done}")
-                now = time.perf_counter()
-                record = {
-                    "step": done,
-                    "loss": loss,
-                    "nll": dict(zip(TARGETS, map(float, metrics["nll"]))),
-                    "galaxies_per_second": (done - clock_step)
-                    * config.batch_size
-                    / max(now - clock, 1e-9),
-                }
-                clock, clock_step = now, done
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+    try:
+        with open(run_dir / "metrics.jsonl", "a") as log:
+            for step in range(start, end):
+                params, opt_state, metrics = train_step(params, opt_state, jnp.asarray(step))
+                done = step + 1
+                if done % config.log_every == 0 or done == end:
+                    loss = float(metrics["loss"])
+                    if not jnp.isfinite(loss):
+                        raise FloatingPointError(f"training loss is {loss} at step {done}")
+                    now = time.perf_counter()
+                    record = {
+                        "step": done,
+                        "loss": loss,
+                        "nll": dict(zip(TARGETS, map(float, metrics["nll"]))),
+                        "galaxies_per_second": (done - clock_step)
+                        * config.batch_size
+                        / max(now - clock, 1e-9),
+                    }
+                    clock, clock_step = now, done
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{loss:.3f}")
+                if done % config.checkpoint_every == 0 or done == end:
+                    saved = {"params": params, "opt_state": opt_state, "step": jnp.asarray(done)}
+                    manager.save(done, args=ocp.args.StandardSave(saved))
                 if bar is not None:
-                    bar.set_postfix(loss=f"{loss:.3f}")
-            if done % config.checkpoint_every == 0 or done == end:
-                saved = {"params": params, "opt_state": opt_state, "step": jnp.asarray(done)}
-                manager.save(done, args=ocp.args.StandardSave(saved))
-            if bar is not None:
-                bar.update(1)
-    manager.wait_until_finished()
-    manager.close()
-    if bar is not None:
-        bar.close()
+                    bar.update(1)
+    finally:
+        # a pending asynchronous save is finished (or the run's last checkpoint kept) even
+        # when the loop stops on an error or an interrupt
+        manager.wait_until_finished()
+        manager.close()
+        if bar is not None:
+            bar.close()
     return nnx.merge(graphdef, params)
 
 
