@@ -1,0 +1,202 @@
+"""Refinement: the maximum-likelihood Sersic of every galaxy of a batch at once.
+
+For one galaxy the residuals r = mask (model(u) - image) / sigma, u the unconstrained
+coordinates of `jaxgal.fitting.coordinates`, are minimised in least squares by
+optimistix's Levenberg-Marquardt (Jacobians by forward-mode autodiff through `render`);
+`refine` vmaps that over the batch inside one jit. Each galaxy gets its own status (never
+raised, `throw=False`): a galaxy whose solver did not converge, or whose result is not
+finite, is flagged `converged = False`, never silently returned as good.
+
+Uncertainties are the Laplace (Gauss-Newton) approximation at the optimum: the covariance
+of u is (J^T J)^-1, J the Jacobian of the residuals, carried to the physical parameters by
+the Jacobian of `physical` (the delta method).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, Bool, Float
+
+from jaxgal.fitting.coordinates import PHYSICAL, from_unconstrained, physical, to_unconstrained
+from jaxgal.grid import PixelGrid
+from jaxgal.light.psf import PixelPSF
+from jaxgal.light.sersic import Sersic
+from jaxgal.render import render
+
+
+class Refined(NamedTuple):
+    """Per galaxy: `parameters` (batch, 7) as `PHYSICAL` (magnitude, r_eff, n, q, pa, x0,
+    y0), their Laplace `errors` (batch, 7) and `covariance` (batch, 7, 7), `chi2`,
+    degrees of freedom `dof`, `reduced_chi2`, `converged`, `steps` taken, and the
+    unconstrained optimum `coordinates` (batch, 7)."""
+
+    parameters: Float[Array, "batch 7"]
+    errors: Float[Array, "batch 7"]
+    covariance: Float[Array, "batch 7 7"]
+    chi2: Float[Array, " batch"]
+    dof: Float[Array, " batch"]
+    reduced_chi2: Float[Array, " batch"]
+    converged: Bool[Array, " batch"]
+    steps: Float[Array, " batch"]
+    coordinates: Float[Array, "batch 7"]
+
+    def galaxies(self, zero_point) -> Sersic:
+        return from_unconstrained(self.coordinates, zero_point)
+
+    def as_dict(self) -> dict[str, Array]:
+        out = {}
+        for i, name in enumerate(PHYSICAL):
+            out[name] = self.parameters[:, i]
+            out[name + "_err"] = self.errors[:, i]
+        return {
+            **out,
+            "chi2": self.chi2,
+            "reduced_chi2": self.reduced_chi2,
+            "converged": self.converged,
+        }
+
+
+def _residual_function(grid: PixelGrid, zero_point):
+    def residuals(u, data):
+        image, inverse_sigma, psf = data
+        # a solver step gone non-finite must flag this galaxy, not raise for the batch
+        finite = jnp.all(jnp.isfinite(u))
+        model = render(from_unconstrained(jnp.where(finite, u, 0.0), zero_point), grid, psf)
+        r = ((model - image) * inverse_sigma).reshape(-1)
+        return jnp.where(finite, r, jnp.nan)
+
+    return residuals
+
+
+def refine_one(
+    image: Float[Array, "ny nx"],
+    sigma: Float[Array, "ny nx"],
+    psf,
+    start: Float[Array, " 7"],
+    grid: PixelGrid,
+    zero_point,
+    mask: Bool[Array, "ny nx"] | None = None,
+    *,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    max_steps: int = 100,
+) -> Refined:
+    """Refine one galaxy from unconstrained `start` (see `refine` for the arguments)."""
+    # pixels that are masked, not finite, or have no positive finite sigma do not count
+    usable = jnp.isfinite(image) & jnp.isfinite(sigma) & (sigma > 0)
+    if mask is not None:
+        usable = usable & mask
+    inverse_sigma = jnp.where(usable, 1.0 / jnp.where(usable, sigma, 1.0), 0.0)
+    image = jnp.where(usable, image, 0.0)
+    residuals = _residual_function(grid, zero_point)
+    data = (image, inverse_sigma, psf)
+    solution = optx.least_squares(
+        residuals,
+        optx.LevenbergMarquardt(rtol=rtol, atol=atol),
+        start,
+        args=data,
+        max_steps=max_steps,
+        throw=False,
+    )
+    u = solution.value
+    r = residuals(u, data)
+    chi2 = jnp.sum(r * r)
+    dof = jnp.sum(usable) - u.shape[-1]
+    jacobian = jax.jacfwd(residuals)(u, data)  # (pixels, 7)
+    fisher = jacobian.T @ jacobian
+    covariance_u = jnp.linalg.inv(fisher)
+    to_physical = jax.jacfwd(physical)(u)  # (7, 7)
+    covariance = to_physical @ covariance_u @ to_physical.T
+    errors = jnp.sqrt(jnp.diagonal(covariance))
+    parameters = physical(u)
+    finite = jnp.all(jnp.isfinite(parameters)) & jnp.all(jnp.isfinite(errors)) & jnp.isfinite(chi2)
+    converged = (solution.result == optx.RESULTS.successful) & finite
+    return Refined(
+        parameters,
+        errors,
+        covariance,
+        chi2,
+        dof.astype(chi2.dtype),
+        chi2 / dof,
+        converged,
+        solution.stats["num_steps"],
+        u,
+    )
+
+
+def refine(
+    images: Float[Array, "batch ny nx"],
+    sigma: Float[Array, "batch ny nx"],
+    psfs,
+    start: Sersic,
+    pixel_scale,
+    zero_point,
+    mask: Bool[Array, "batch ny nx"] | None = None,
+    *,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    max_steps: int = 100,
+) -> Refined:
+    """Maximum-likelihood Sersic parameters of a batch of galaxies, all at once.
+
+    `images` (counts), `sigma` (per-pixel noise, counts) and `mask` (True where a pixel
+    counts) share the images' shape, any shape; `psfs` a batched PSF (`Moffat`, `Gaussian`
+    or `PixelPSF` whose leaves have the batch axis; a (batch, k, k) array is taken as
+    `PixelPSF` kernels) or None; `start` a batched `Sersic` (from a CNN, a user or a
+    moments guess); `pixel_scale` in arcsec; `zero_point` for the magnitudes. `rtol`,
+    `atol`: the solver's tolerances on the coordinates' steps (magnitudes, ln r_eff ...).
+    """
+    images = jnp.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"refine takes a batch of images (batch, ny, nx), got {images.shape}")
+    sigma = jnp.broadcast_to(jnp.asarray(sigma, images.dtype), images.shape)
+    if psfs is not None and not hasattr(psfs, "transfer"):
+        psfs = PixelPSF(jnp.asarray(psfs, images.dtype))
+    starts = to_unconstrained(start, zero_point)
+    if starts.shape != (images.shape[0], 7):
+        raise ValueError(
+            f"start must be a Sersic batch of {images.shape[0]} galaxies, got {starts.shape[:-1]}"
+        )
+
+    if mask is None:
+        mask = jnp.ones(images.shape, bool)
+    return _refine_batch(
+        images,
+        sigma,
+        psfs,
+        starts,
+        jnp.asarray(mask, bool),
+        jnp.asarray(pixel_scale, images.dtype),
+        jnp.asarray(zero_point, images.dtype),
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+    )
+
+
+@partial(jax.jit, static_argnames=("rtol", "atol", "max_steps"))
+def _refine_batch(
+    images, sigma, psfs, starts, mask, pixel_scale, zero_point, *, rtol, atol, max_steps
+):
+    grid = PixelGrid(images.shape[1:], pixel_scale)
+
+    def one(image, noise, psf, u0, pixels_mask):
+        return refine_one(
+            image,
+            noise,
+            psf,
+            u0,
+            grid,
+            zero_point,
+            pixels_mask,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+        )
+
+    return jax.vmap(one)(images, sigma, psfs, starts, mask)
