@@ -9,11 +9,15 @@ from jaxgal.render.psf_image import draw_psf
 
 
 def __getattr__(name):
-    # the networks pull in Flax: import them only when asked for
+    # the networks and the fitting pull in Flax and optimistix: import them when asked for
     if name == "GaLNet":
         from jaxgal.networks import GaLNet
 
         return GaLNet
+    if name == "fit":
+        from jaxgal.fitting.api import fit
+
+        return fit
     raise AttributeError(f"module 'jaxgal' has no attribute {name!r}")
 
 
@@ -25,6 +29,7 @@ __all__ = [
     "PixelPSF",
     "Sersic",
     "draw_psf",
+    "fit",
     "flux_to_magnitude",
     "magnitude_to_flux",
     "render",

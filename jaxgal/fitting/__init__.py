@@ -1,5 +1,6 @@
-"""Fitting: refinement by least squares (and, to come, HMC and the `fit` entry point)."""
+"""Fitting: refinement by least squares, and the `fit` entry point (HMC to come)."""
 
+from jaxgal.fitting.api import METHODS, fit
 from jaxgal.fitting.coordinates import (
     COORDINATES,
     PHYSICAL,
@@ -7,13 +8,19 @@ from jaxgal.fitting.coordinates import (
     physical,
     to_unconstrained,
 )
+from jaxgal.fitting.moments import moments_start
+from jaxgal.fitting.noise_model import noise_sigma
 from jaxgal.fitting.refine import Refined, refine, refine_one
 
 __all__ = [
     "COORDINATES",
+    "METHODS",
     "PHYSICAL",
     "Refined",
+    "fit",
     "from_unconstrained",
+    "moments_start",
+    "noise_sigma",
     "physical",
     "refine",
     "refine_one",
