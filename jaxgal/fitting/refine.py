@@ -138,8 +138,8 @@ def refine(
     zero_point,
     mask: Bool[Array, "batch ny nx"] | None = None,
     *,
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 100,
 ) -> Refined:
     """Maximum-likelihood Sersic parameters of a batch of galaxies, all at once.
@@ -149,9 +149,14 @@ def refine(
     or `PixelPSF` whose leaves have the batch axis; a (batch, k, k) array is taken as
     `PixelPSF` kernels) or None; `start` a batched `Sersic` (from a CNN, a user or a
     moments guess); `pixel_scale` in arcsec; `zero_point` for the magnitudes. `rtol`,
-    `atol`: the solver's tolerances on the coordinates' steps (magnitudes, ln r_eff ...).
+    `atol`: the solver's tolerances on the coordinates' steps (magnitudes, ln r_eff ...);
+    by default 1e-6 in float64 and 1e-4 in float32, where rounding stops the steps from
+    shrinking further (a tighter tolerance there runs to `max_steps` and is flagged).
     """
     images = jnp.asarray(images)
+    default_tolerance = 1e-6 if images.dtype == jnp.float64 else 1e-4
+    rtol = default_tolerance if rtol is None else rtol
+    atol = default_tolerance if atol is None else atol
     if images.ndim != 3:
         raise ValueError(f"refine takes a batch of images (batch, ny, nx), got {images.shape}")
     sigma = jnp.broadcast_to(jnp.asarray(sigma, images.dtype), images.shape)
