@@ -14,9 +14,7 @@ with the known Moffat PSF, started from the prior's centre, on a few KiDS cutout
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from report import default_output, machine, on_accelerator, write_result
 
 from jaxgal.networks.pretrained import WEIGHTS_DIR, pretrained
 from jaxgal.networks.train import TrainConfig, build_model
@@ -88,8 +87,7 @@ def main(argv=None):
     parser.add_argument("--fits", type=int, default=None, help="classical fits to time")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
-    device = jax.devices()[0]
-    on_gpu = device.platform != "cpu"
+    on_gpu = on_accelerator()
     batch = args.batch or (8192 if on_gpu else 256)
     repeats = 3 if args.quick else 20
     shipped = (WEIGHTS_DIR / "galnet2_kids.npz").exists()
@@ -106,10 +104,7 @@ def main(argv=None):
         speedup_vs_classical_fit=galnet * fit_seconds,
         floor_galaxies_per_second=1e5 if on_gpu else 500.0,
         paper_galaxies_per_second={"cpu": 25.0, "gpu_rtx2070": 250.0},
-        device=f"{device.platform}: {getattr(device, 'device_kind', '')}",
-        cpu_count=os.cpu_count(),
-        jax_version=jax.__version__,
-        python=platform.python_version(),
+        **machine(),
         dtype=str(jnp.result_type(float)),
         quick=args.quick,
     )
@@ -121,12 +116,7 @@ def main(argv=None):
     )
     print(f"  speed-up                     {result['speedup_vs_classical_fit']:12.0f} x")
     if not args.quick:
-        name = "galnet.json" if not on_gpu else f"galnet_{device.platform}.json"
-        output = args.output or Path(__file__).with_name(name)
-        temporary = output.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(result, indent=2) + "\n")
-        temporary.replace(output)
-        print(f"  written to {output}")
+        write_result(result, args.output or default_output(__file__, "galnet"))
     return result
 
 

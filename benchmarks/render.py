@@ -17,15 +17,14 @@ galaxy, with jaxgal on all the machine's cores and GalSim on one (as it runs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from report import machine, write_result
 
 import jaxgal
 
@@ -107,7 +106,6 @@ def main(argv=None):
     except ImportError:
         galsim_cached = galsim_own_n = float("nan")
 
-    device = jax.devices()[0]
     result = dict(
         stamp=[SIDE, SIDE],
         pixel_scale=PIXEL_SCALE,
@@ -120,10 +118,7 @@ def main(argv=None):
         galsim_own_n_galaxies_per_second=galsim_own_n,
         ratio_vs_galsim_cached_n=jaxgal_rate / galsim_cached,
         ratio_vs_galsim_own_n=jaxgal_rate / galsim_own_n,
-        device=f"{device.platform}: {getattr(device, 'device_kind', '')}",
-        cpu_count=os.cpu_count(),
-        jax_version=jax.__version__,
-        python=platform.python_version(),
+        **machine(),
         quick=args.quick,
     )
     print("render benchmark: 64x64 Moffat-convolved Sersic stamps, float32")
@@ -134,10 +129,7 @@ def main(argv=None):
     print(f"  ratio vs GalSim cached n    {result['ratio_vs_galsim_cached_n']:10.1f} x")
     print(f"  ratio vs GalSim own n       {result['ratio_vs_galsim_own_n']:10.1f} x")
     if not args.quick:
-        temporary = args.output.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(result, indent=2) + "\n")
-        temporary.replace(args.output)
-        print(f"  written to {args.output}")
+        write_result(result, args.output)
     return result
 
 

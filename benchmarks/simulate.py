@@ -15,9 +15,6 @@ share the same cores, so the fused training step runs at 1 / (1/simulate + 1/tra
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from report import default_output, machine, on_accelerator, write_result
 
 from jaxgal.networks.galnet import gaussian_nll
 from jaxgal.networks.labels import to_targets
@@ -50,8 +48,7 @@ def main(argv=None):
     parser.add_argument("--train-batch", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
-    device = jax.devices()[0]
-    on_gpu = device.platform != "cpu"
+    on_gpu = on_accelerator()
     batch = args.batch or (8192 if on_gpu else (128 if args.quick else 512))
     repeats = 3 if args.quick else 10
     preset = get_preset(args.preset)
@@ -92,10 +89,7 @@ def main(argv=None):
         ratio_simulate_over_train=ratio,
         floor_ratio=5.0,
         gpu_floor_galaxies_per_second=1e6,
-        device=f"{device.platform}: {getattr(device, 'device_kind', '')}",
-        cpu_count=os.cpu_count(),
-        jax_version=jax.__version__,
-        python=platform.python_version(),
+        **machine(),
         dtype=str(jnp.result_type(float)),
         quick=args.quick,
     )
@@ -104,12 +98,7 @@ def main(argv=None):
     print(f"  GaLNet-2 training step   {train_rate:12.1f} galaxies/s (batch {args.train_batch})")
     print(f"  ratio                    {ratio:12.2f} x (floor 5)")
     if not args.quick:
-        name = "simulate.json" if not on_gpu else f"simulate_{device.platform}.json"
-        output = args.output or Path(__file__).with_name(name)
-        temporary = output.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(result, indent=2) + "\n")
-        temporary.replace(output)
-        print(f"  written to {output}")
+        write_result(result, args.output or default_output(__file__, "simulate"))
     return result
 
 
