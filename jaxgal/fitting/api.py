@@ -23,26 +23,11 @@ from jaxgal.fitting.refine import refine
 from jaxgal.light.psf import PixelPSF
 from jaxgal.light.sersic import Sersic
 from jaxgal.magnitudes import magnitude_to_flux
+from jaxgal.render.psf_image import normalise_psf_stamps, stack_psf_stamps
 
 METHODS = ("cnn", "cnn+refine", "refine")
 FLAG_NOT_CONVERGED = 1
 FLAG_PIXELS_LEFT_OUT = 2
-
-
-def _psf_kernels(psf_images, count: int) -> np.ndarray:
-    kernels = np.asarray(psf_images, dtype=np.float64)
-    if kernels.ndim == 2:
-        kernels = np.broadcast_to(kernels, (count, *kernels.shape))
-    if kernels.ndim != 3 or kernels.shape[0] != count:
-        raise ValueError(f"psf_images must be (k, k) or ({count}, k, k), got {kernels.shape}")
-    if kernels.shape[1] % 2 == 0 or kernels.shape[2] % 2 == 0:
-        raise ValueError(f"PSF images must have odd sides, got {kernels.shape[1:]}")
-    kernels = np.clip(np.where(np.isfinite(kernels), kernels, 0.0), 0.0, None)
-    sums = kernels.sum(axis=(1, 2), keepdims=True)
-    if np.any(sums <= 0):
-        bad = np.flatnonzero(sums.ravel() <= 0).tolist()
-        raise ValueError(f"PSF images {bad[:10]} hold no positive light")
-    return kernels / sums
 
 
 def fit(
@@ -85,7 +70,10 @@ def fit(
     if images.ndim != 3:
         raise ValueError(f"images must be (batch, ny, nx) or (ny, nx), got {images.shape}")
     count = images.shape[0]
-    kernels = None if psf_images is None else _psf_kernels(psf_images, count)
+    kernels = None
+    if psf_images is not None:
+        kernels = stack_psf_stamps(psf_images, count)
+        kernels = normalise_psf_stamps(np.where(np.isfinite(kernels), kernels, 0.0))
 
     columns: dict[str, np.ndarray] = {"index": np.arange(count)}
     cnn = None

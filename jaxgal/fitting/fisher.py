@@ -19,6 +19,14 @@ from jaxgal.light.sersic import Sersic
 from jaxgal.render import render
 
 
+def physical_covariance(jacobian, u):
+    """P (J^T J)^-1 P^T: the covariance of (magnitude, r_eff, n, q, pa, x0, y0) from the
+    Jacobian J (pixels, 7) of the noise-scaled model (or residuals) in coordinates u."""
+    covariance_u = jnp.linalg.inv(jacobian.T @ jacobian)
+    to_physical = jax.jacfwd(physical)(u)
+    return to_physical @ covariance_u @ to_physical.T
+
+
 def cramer_rao(galaxies: Sersic, sigma, psfs, shape, pixel_scale, zero_point, mask=None):
     """(batch, 7) Cramer-Rao standard deviations of (magnitude, r_eff, n, q, pa, x0, y0) for
     a batch of `galaxies` observed on images of `shape` with noise `sigma` (batch, ny, nx)
@@ -35,9 +43,6 @@ def cramer_rao(galaxies: Sersic, sigma, psfs, shape, pixel_scale, zero_point, ma
         def scaled_model(u):
             return (render(from_unconstrained(u, zero_point), grid, psf) * inverse_sigma).ravel()
 
-        jacobian = jax.jacfwd(scaled_model)(u)
-        covariance_u = jnp.linalg.inv(jacobian.T @ jacobian)
-        to_physical = jax.jacfwd(physical)(u)
-        return jnp.sqrt(jnp.diagonal(to_physical @ covariance_u @ to_physical.T))
+        return jnp.sqrt(jnp.diagonal(physical_covariance(jax.jacfwd(scaled_model)(u), u)))
 
     return jax.jit(jax.vmap(one))(u, inverse_sigma, psfs)

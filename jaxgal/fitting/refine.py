@@ -23,6 +23,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
 from jaxgal.fitting.coordinates import PHYSICAL, from_unconstrained, physical, to_unconstrained
+from jaxgal.fitting.fisher import physical_covariance
 from jaxgal.grid import PixelGrid
 from jaxgal.light.psf import PixelPSF
 from jaxgal.light.sersic import Sersic
@@ -107,11 +108,7 @@ def refine_one(
     r = residuals(u, data)
     chi2 = jnp.sum(r * r)
     dof = jnp.sum(usable) - u.shape[-1]
-    jacobian = jax.jacfwd(residuals)(u, data)  # (pixels, 7)
-    fisher = jacobian.T @ jacobian
-    covariance_u = jnp.linalg.inv(fisher)
-    to_physical = jax.jacfwd(physical)(u)  # (7, 7)
-    covariance = to_physical @ covariance_u @ to_physical.T
+    covariance = physical_covariance(jax.jacfwd(residuals)(u, data), u)
     errors = jnp.sqrt(jnp.diagonal(covariance))
     parameters = physical(u)
     finite = jnp.all(jnp.isfinite(parameters)) & jnp.all(jnp.isfinite(errors)) & jnp.isfinite(chi2)

@@ -117,8 +117,13 @@ class GaLNet(nnx.Module):
         return mean, sigma * jnp.asarray(self.sigma_scale, sigma.dtype)
 
 
-def gaussian_nll(mean, sigma, targets):
-    """Mean over galaxies and targets of the Gaussian negative log-likelihood (without
-    the constant 0.5 ln 2 pi)."""
+def gaussian_nll_per_target(mean, sigma, targets):
+    """Per target, the mean over galaxies of the Gaussian negative log-likelihood
+    (without the constant 0.5 ln 2 pi)."""
     z = (targets - mean) / sigma
-    return jnp.mean(0.5 * z * z + jnp.log(sigma))
+    return jnp.mean(0.5 * z * z + jnp.log(sigma), axis=0)
+
+
+def gaussian_nll(mean, sigma, targets):
+    """Mean over galaxies and targets of the Gaussian negative log-likelihood."""
+    return jnp.mean(gaussian_nll_per_target(mean, sigma, targets))

@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxgal._files import write_text_atomically
 from jaxgal.networks.galnet import GaLNet
 from jaxgal.networks.labels import to_parameters
-from jaxgal.render.psf_image import fit_stamp
+from jaxgal.render.psf_image import fit_stamp, normalise_psf_stamps, stack_psf_stamps
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
@@ -67,10 +68,7 @@ def export_weights(model: GaLNet, config, stem, *, command: str, run_dir=None):
     if run_dir is not None and (Path(run_dir) / "metrics.jsonl").exists():
         lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
         metadata["last_metrics"] = json.loads(lines[-1]) if lines else None
-    text = json.dumps(metadata, indent=1)
-    temporary = stem.with_name(stem.name + ".tmp.json")
-    temporary.write_text(text)
-    os.replace(temporary, stem.with_suffix(".json"))
+    write_text_atomically(stem.with_suffix(".json"), json.dumps(metadata, indent=1))
 
 
 def load_weights(stem) -> GaLNet:
@@ -170,18 +168,8 @@ def _psf_stamps(model: GaLNet, psf_images, count: int) -> np.ndarray:
         if model.use_psf:
             raise ValueError("GaLNet-2 needs psf_images: one PSF stamp per cutout, or one for all")
         return np.zeros((count, size, size), np.float32)
-    stamps = np.asarray(psf_images, dtype=np.float32)
-    if stamps.ndim == 2:
-        stamps = np.broadcast_to(stamps, (count, *stamps.shape))
-    if stamps.ndim != 3 or stamps.shape[0] != count:
-        raise ValueError(
-            f"psf_images must be (k, k) or ({count}, k, k) for {count} cutouts, got {stamps.shape}"
-        )
-    if stamps.shape[1] % 2 == 0 or stamps.shape[2] % 2 == 0:
-        raise ValueError(f"PSF stamps must have odd sides (a centre pixel), got {stamps.shape[1:]}")
-    # as for training PSFs (`PSFBank`): negative pixels (noise in empirical PSFs) are cut
-    stamps = np.clip(np.asarray(fit_stamp(jnp.asarray(stamps), size)), 0.0, None)
-    sums = stamps.sum(axis=(1, 2), keepdims=True)
-    if not np.all(np.isfinite(stamps)) or np.any(sums <= 0):
-        raise ValueError("PSF stamps must be finite with a positive sum")
-    return stamps / sums
+    stamps = stack_psf_stamps(psf_images, count, np.float32)
+    if not np.all(np.isfinite(stamps)):
+        raise ValueError("PSF stamps must be finite")
+    # as for training PSFs (`PSFBank`): negative pixels are cut, each stamp sums to 1
+    return normalise_psf_stamps(np.asarray(fit_stamp(jnp.asarray(stamps), size)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxgal.networks.galnet import GaLNet, gaussian_nll
+from jaxgal._files import write_text_atomically
+from jaxgal.networks.galnet import GaLNet, gaussian_nll_per_target
 from jaxgal.networks.labels import TARGETS, to_targets
 from jaxgal.simulate.generator import simulate_batch
 from jaxgal.simulate.presets import get_preset
@@ -100,8 +100,8 @@ def make_train_step(config: TrainConfig, graphdef):
 
     def loss_fn(params, images, psf_images, targets):
         mean, sigma = nnx.merge(graphdef, params)(images, psf_images)
-        per_target = jnp.mean(0.5 * ((targets - mean) / sigma) ** 2 + jnp.log(sigma), axis=0)
-        return gaussian_nll(mean, sigma, targets), per_target
+        per_target = gaussian_nll_per_target(mean, sigma, targets)
+        return jnp.mean(per_target), per_target
 
     @jax.jit
     def train_step(params, opt_state, step):
@@ -115,12 +115,6 @@ def make_train_step(config: TrainConfig, graphdef):
         return params, opt_state, {"loss": loss, "nll": per_target}
 
     return train_step
-
-
-def _write_atomically(path: Path, text: str):
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _checkpoint_manager(run_dir: Path):
@@ -149,7 +143,7 @@ def train(config: TrainConfig, run_dir, *, progress: bool = True, stop_after: in
                 f"{run_dir} holds a run with another configuration: {saved}; "
                 "use a new run directory"
             )
-    _write_atomically(config_path, json.dumps(config.to_dict(), indent=1))
+    write_text_atomically(config_path, json.dumps(config.to_dict(), indent=1))
 
     model = build_model(config)
     graphdef, params = nnx.split(model)
@@ -242,4 +236,4 @@ def _truncate_metrics(path: Path, step: int):
                 kept.append(line)
         except (json.JSONDecodeError, KeyError):
             break  # a line cut by a kill: everything after it is dropped
-    _write_atomically(path, "".join(line + "\n" for line in kept))
+    write_text_atomically(path, "".join(line + "\n" for line in kept))

@@ -64,3 +64,28 @@ def fit_stamp(stamp: Float[Array, "... ny nx"], size: int) -> Float[Array, "... 
             widths[axis] = (pad, pad)
             stamp = jnp.pad(stamp, widths)
     return stamp
+
+
+def stack_psf_stamps(psf_images, count: int, dtype=np.float64) -> np.ndarray:
+    """(count, k, k) PSF stamps from one (k, k) stamp for all or one per image; k odd."""
+    stamps = np.asarray(psf_images, dtype=dtype)
+    if stamps.ndim == 2:
+        stamps = np.broadcast_to(stamps, (count, *stamps.shape))
+    if stamps.ndim != 3 or stamps.shape[0] != count:
+        raise ValueError(
+            f"psf_images must be (k, k) or ({count}, k, k) for {count} images, got {stamps.shape}"
+        )
+    if stamps.shape[1] % 2 == 0 or stamps.shape[2] % 2 == 0:
+        raise ValueError(f"PSF stamps must have odd sides (a centre pixel), got {stamps.shape[1:]}")
+    return stamps
+
+
+def normalise_psf_stamps(stamps: np.ndarray) -> np.ndarray:
+    """Stamps with negative pixels (noise in empirical PSFs) cut to 0, each summing to 1;
+    a stamp with no positive light is an error naming it."""
+    stamps = np.clip(stamps, 0.0, None)
+    sums = stamps.sum(axis=(-2, -1), keepdims=True)
+    if np.any(sums <= 0):
+        bad = np.flatnonzero(sums.ravel() <= 0).tolist()
+        raise ValueError(f"PSF stamps {bad[:10]} hold no positive light")
+    return stamps / sums

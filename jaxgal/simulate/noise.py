@@ -20,7 +20,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxgal.light.psf import PixelPSF
-from jaxgal.render.psf_image import fit_stamp
+from jaxgal.render.psf_image import fit_stamp, normalise_psf_stamps
 
 
 def noise_variance(image, sky_sigma, gain):
@@ -115,16 +115,12 @@ class PSFBank(eqx.Module):
     kernels: Float[Array, "count ky kx"]
 
     def __init__(self, kernels):
-        kernels = jnp.asarray(kernels)
+        kernels = np.asarray(kernels)
         if kernels.ndim != 3 or kernels.shape[1] % 2 == 0 or kernels.shape[2] % 2 == 0:
             raise ValueError(
                 f"PSFBank needs odd-sided kernels (count, ny, nx), got {kernels.shape}"
             )
-        kernels = jnp.clip(kernels, 0.0, None)
-        sums = jnp.sum(kernels, axis=(1, 2), keepdims=True)
-        if not bool(jnp.all(sums > 0)):
-            raise ValueError("PSFBank kernels must have positive sums")
-        self.kernels = kernels / sums
+        self.kernels = jnp.asarray(normalise_psf_stamps(kernels))
 
     @classmethod
     def from_fits(cls, paths) -> PSFBank:
