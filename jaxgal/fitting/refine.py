@@ -29,6 +29,17 @@ from jaxgal.light.psf import PixelPSF
 from jaxgal.light.sersic import Sersic
 from jaxgal.render import render
 
+# Stop when a step moves every coordinate by less than ATOL of its standard error and
+# changes chi^2 / 2 by less than ATOL + RTOL of itself: far below what the data can tell.
+RTOL = 1e-5
+ATOL = 1e-2
+# The core's spectrum is kept to |k| <= 2.5 pi / pixel for every PSF in fitting: for a
+# `PixelPSF` the default render goes to 6.5 (to follow the side lobes of GalSim's Quintic
+# interpolant), 5x the cost, for changes below 2e-3 of the peak pixel (q >= 0.05, PSF FWHM
+# >= 2.3 pixels), smaller than the pixelised PSF's own error against the PSF it samples.
+FIT_BANDWIDTH = 2.5
+STRIDE = 10.0
+
 
 class Refined(NamedTuple):
     """Per galaxy: `parameters` (batch, 7) as `PHYSICAL` (magnitude, r_eff, n, q, pa, x0,
@@ -62,12 +73,13 @@ class Refined(NamedTuple):
         }
 
 
-def _residual_function(grid: PixelGrid, zero_point):
+def _residual_function(grid: PixelGrid, zero_point, render_options: dict):
     def residuals(u, data):
         image, inverse_sigma, psf = data
         # a solver step gone non-finite must flag this galaxy, not raise for the batch
         finite = jnp.all(jnp.isfinite(u))
-        model = render(from_unconstrained(jnp.where(finite, u, 0.0), zero_point), grid, psf)
+        galaxy = from_unconstrained(jnp.where(finite, u, 0.0), zero_point)
+        model = render(galaxy, grid, psf, **render_options)
         r = ((model - image) * inverse_sigma).reshape(-1)
         return jnp.where(finite, r, jnp.nan)
 
@@ -83,9 +95,10 @@ def refine_one(
     zero_point,
     mask: Bool[Array, "ny nx"] | None = None,
     *,
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     max_steps: int = 100,
+    bandwidth: float = FIT_BANDWIDTH,
 ) -> Refined:
     """Refine one galaxy from unconstrained `start` (see `refine` for the arguments)."""
     # pixels that are masked, not finite, or have no positive finite sigma do not count
@@ -94,17 +107,31 @@ def refine_one(
         usable = usable & mask
     inverse_sigma = jnp.where(usable, 1.0 / jnp.where(usable, sigma, 1.0), 0.0)
     image = jnp.where(usable, image, 0.0)
-    residuals = _residual_function(grid, zero_point)
+    residuals = _residual_function(grid, zero_point, {"bandwidth": bandwidth})
     data = (image, inverse_sigma, psf)
+    # The solver works in z = (u - start) / scale, scale = 1 / sqrt(diag(J^T J)) at the
+    # start: each coordinate in units of its (conditional) standard error, so the
+    # tolerances mean the same for a faint and a bright galaxy, and the damped normal
+    # equations are well scaled (Marquardt's scaling, fixed at the start).
+    curvature = jnp.sum(jax.jacfwd(residuals)(start, data) ** 2, axis=0)
+    usable_scale = jnp.isfinite(curvature) & (curvature > 0)
+    scale = jnp.where(usable_scale, jax.lax.rsqrt(jnp.where(usable_scale, curvature, 1.0)), 1.0)
+    # z in units of STRIDE standard errors: optimistix's first step is damped by lambda = 1
+    # against the unit diagonal of J^T J in z, i.e. by 1 / STRIDE^2 here, near Gauss-Newton
+    scale = STRIDE * scale
+
+    def scaled_residuals(z, data):
+        return residuals(start + scale * z, data)
+
     solution = optx.least_squares(
-        residuals,
-        optx.LevenbergMarquardt(rtol=rtol, atol=atol),
-        start,
+        scaled_residuals,
+        optx.LevenbergMarquardt(rtol=rtol, atol=atol / STRIDE),
+        jnp.zeros_like(start),
         args=data,
         max_steps=max_steps,
         throw=False,
     )
-    u = solution.value
+    u = start + scale * solution.value
     r = residuals(u, data)
     chi2 = jnp.sum(r * r)
     dof = jnp.sum(usable) - u.shape[-1]
@@ -135,9 +162,10 @@ def refine(
     zero_point,
     mask: Bool[Array, "batch ny nx"] | None = None,
     *,
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     max_steps: int = 100,
+    bandwidth: float = FIT_BANDWIDTH,
 ) -> Refined:
     """Maximum-likelihood Sersic parameters of a batch of galaxies, all at once.
 
@@ -145,15 +173,13 @@ def refine(
     counts) share the images' shape, any shape; `psfs` a batched PSF (`Moffat`, `Gaussian`
     or `PixelPSF` whose leaves have the batch axis; a (batch, k, k) array is taken as
     `PixelPSF` kernels) or None; `start` a batched `Sersic` (from a CNN, a user or a
-    moments guess); `pixel_scale` in arcsec; `zero_point` for the magnitudes. `rtol`,
-    `atol`: the solver's tolerances on the coordinates' steps (magnitudes, ln r_eff ...);
-    by default 1e-6 in float64 and 1e-4 in float32, where rounding stops the steps from
-    shrinking further (a tighter tolerance there runs to `max_steps` and is flagged).
+    moments guess); `pixel_scale` in arcsec; `zero_point` for the magnitudes. `atol`,
+    `rtol`: the solver stops when a step moves each coordinate by less than `atol` times
+    its standard error (conditional, from the Jacobian at the start) and changes chi^2 / 2
+    by less than `atol + rtol` of itself. `bandwidth`: of the core's spectrum, as in
+    `render` (`FIT_BANDWIDTH` by default, for every PSF).
     """
     images = jnp.asarray(images)
-    default_tolerance = 1e-6 if images.dtype == jnp.float64 else 1e-4
-    rtol = default_tolerance if rtol is None else rtol
-    atol = default_tolerance if atol is None else atol
     if images.ndim != 3:
         raise ValueError(f"refine takes a batch of images (batch, ny, nx), got {images.shape}")
     sigma = jnp.broadcast_to(jnp.asarray(sigma, images.dtype), images.shape)
@@ -178,12 +204,24 @@ def refine(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
+        bandwidth=bandwidth,
     )
 
 
-@partial(jax.jit, static_argnames=("rtol", "atol", "max_steps"))
+@partial(jax.jit, static_argnames=("rtol", "atol", "max_steps", "bandwidth"))
 def _refine_batch(
-    images, sigma, psfs, starts, mask, pixel_scale, zero_point, *, rtol, atol, max_steps
+    images,
+    sigma,
+    psfs,
+    starts,
+    mask,
+    pixel_scale,
+    zero_point,
+    *,
+    rtol,
+    atol,
+    max_steps,
+    bandwidth,
 ):
     grid = PixelGrid(images.shape[1:], pixel_scale)
 
@@ -199,6 +237,7 @@ def _refine_batch(
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,
+            bandwidth=bandwidth,
         )
 
     return jax.vmap(one)(images, sigma, psfs, starts, mask)
