@@ -1,25 +1,41 @@
-"""The `jaxgal` command.
+"""The `jaxgal` command (typer).
 
+    jaxgal demo [--count 48] [--hmc-count 2]
     jaxgal gallery [--out out/gallery.png]
+    jaxgal simulate --preset kids --count 100 --seed 0 --out sim/
+    jaxgal fit sim/cutouts.fits --psf sim/psfs.fits --noise sim/sigma.fits --out catalog.fits
 
-renders a gallery of galaxies drawn across the supported range (n from 0.3 to 8, q from
-0.05 to 1, r_eff from a tenth of a pixel to most of the stamp) in a KiDS-like setting
-(0.2 arcsec pixels, Moffat seeing) and an HST-like one (0.05 arcsec pixels, a
-pixelised PSF), and writes it as a PNG. Later issues add fitting commands.
+`demo` runs the loop simulate -> CNN -> refine -> HMC on a built-in default and prints
+its speed and accuracy (`jaxgal.demo`). `gallery` renders galaxies drawn across the
+supported range (n from 0.3 to 8, q from 0.05 to 1, r_eff from a tenth of a pixel to most
+of the stamp) in a KiDS-like setting (0.2 arcsec pixels, Moffat seeing) and an HST-like
+one (0.05 arcsec pixels, a pixelised PSF), as a PNG. `simulate` writes a simulated test
+set with its truths (`jaxgal.io.simulated_set`); `fit` fits FITS cutouts as a resumable job
+(`jaxgal.io.fit_job`) and writes a catalogue.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import typer
 
 import jaxgal
+
+app = typer.Typer(
+    name="jaxgal",
+    help="jaxgal: differentiable Sersic galaxies. Simulate, fit, draw.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 
 SETTINGS = {
     'KiDS-like: 0.2"/px, Moffat FWHM 0.7"': dict(pixel_scale=0.2, side=64),
@@ -103,17 +119,185 @@ def write_gallery(rows, path: Path):
     plt.close(figure)
 
 
+def _fail(command: str, error: Exception):
+    typer.echo(f"jaxgal {command}: error: {error}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command(short_help="Render a gallery of galaxies to a PNG.")
+def gallery(
+    out: Annotated[Path, typer.Option(help="the PNG to write")] = Path("out/gallery.png"),
+):
+    """Render a gallery of galaxies across the supported range to a PNG."""
+    rows = render_gallery()
+    write_gallery(rows, out)
+    total = sum(len(images) for images in rows.values())
+    typer.echo(f"gallery of {total} galaxies written to {out}")
+
+
+@app.command(short_help="Run the loop simulate -> CNN -> refine -> HMC; print a table.")
+def demo(
+    count: Annotated[int, typer.Option(min=2, help="simulated KiDS-like galaxies")] = 48,
+    hmc_count: Annotated[int, typer.Option(min=1, help="galaxies sampled with NUTS")] = 2,
+    seed: Annotated[int, typer.Option(help="random seed of the simulation and HMC")] = 0,
+):
+    """Simulate KiDS-like cutouts, fit them with the CNN, the CNN + refinement and (a few)
+    HMC, and print each method's speed and accuracy against the truths."""
+    from jaxgal.demo import print_report, run_demo
+
+    typer.echo(
+        f"simulating {count} KiDS-like cutouts; fitting them (cnn, cnn+refine) and sampling "
+        f"{hmc_count} with NUTS (cnn+refine+hmc) on {jax.default_backend()}"
+    )
+    print_report(run_demo(count=count, hmc_count=min(hmc_count, count), seed=seed))
+
+
+@app.command(short_help="Write a simulated test set with its truths to FITS.")
+def simulate(
+    out: Annotated[Path, typer.Option(help="the directory to write the test set to")],
+    preset: Annotated[str, typer.Option(help="survey preset (kids, hst_acs, csst, ...)")] = "kids",
+    count: Annotated[int, typer.Option(min=1, help="number of cutouts")] = 100,
+    seed: Annotated[int, typer.Option(help="random seed: the set is a function of it")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="cutouts simulated at once")] = 256,
+    size: Annotated[
+        int | None, typer.Option(min=8, help="cutout side in pixels [default: the preset's]")
+    ] = None,
+    psf_size: Annotated[
+        int | None, typer.Option(min=3, help="PSF stamp side, odd [default: the preset's]")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing test set")] = False,
+):
+    """Write a simulated test set: cutouts.fits, psfs.fits, sigma.fits (FITS cubes) and
+    truth.fits (the drawn parameters, in the units of Sersic)."""
+    import dataclasses
+
+    from jaxgal.io.simulated_set import FILES, write_simulated_set
+    from jaxgal.simulate.presets import get_preset
+
+    try:
+        survey = get_preset(preset)
+        if size is not None:
+            survey = dataclasses.replace(survey, shape=(size, size))
+        if psf_size is not None:
+            survey = dataclasses.replace(survey, psf_size=psf_size)
+        existing = [name for name in FILES if (out / name).exists()]
+        if existing and not overwrite:
+            raise ValueError(f"{out} already holds {', '.join(existing)}; pass --overwrite")
+        paths = write_simulated_set(survey, count, seed, out, batch_size=batch_size)
+    except ValueError as error:
+        _fail("simulate", error)
+    typer.echo(
+        f"{count} simulated {survey.name} cutouts of {survey.shape[0]} x {survey.shape[1]} "
+        f"pixels written to {', '.join(str(path) for path in paths.values())}"
+    )
+
+
+@app.command(short_help="Fit Sersic profiles to FITS cutouts; write a catalogue.")
+def fit(
+    cutouts: Annotated[
+        Path,
+        typer.Argument(
+            metavar="CUTOUTS",
+            help="cutouts in counts, sky-subtracted: a FITS cube (count, ny, nx), one 2-d "
+            "image, or a directory of FITS files (one cutout each, sorted by name)",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="the catalogue: FITS, or Parquet for a .parquet name")],
+    psf: Annotated[
+        Path | None,
+        typer.Option(help="PSF stamps (odd sides): one per cutout, or one for all"),
+    ] = None,
+    noise: Annotated[
+        Path | None, typer.Option(help="sigma maps (counts, > 0): one per cutout or one for all")
+    ] = None,
+    weight: Annotated[
+        Path | None, typer.Option(help="weight maps 1/sigma^2 (0 leaves a pixel out)")
+    ] = None,
+    mask: Annotated[
+        Path | None, typer.Option(help="bad-pixel masks: nonzero leaves a pixel out (GALFIT)")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="cnn, refine, cnn+refine, hmc or cnn+refine+hmc (jaxgal.fit)")
+    ] = "cnn+refine",
+    preset: Annotated[
+        str, typer.Option(help="survey preset: the CNN, and defaults for ZP and pixel scale")
+    ] = "kids",
+    zero_point: Annotated[
+        float | None,
+        typer.Option(
+            help="magnitude zero point, over the header's MAGZERO/ZEROPNT "
+            "[default: those, else the preset's]"
+        ),
+    ] = None,
+    pixel_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="arcsec per pixel, over the header's WCS/PIXSCALE "
+            "[default: those, else the preset's]"
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="cutouts a shard: fitted at once, saved as one part")
+    ] = 256,
+    gain: Annotated[
+        float | None,
+        typer.Option(help="electrons per count, for GALFIT's noise model (no noise/weight)"),
+    ] = None,
+    read_noise: Annotated[float, typer.Option(help="read noise in electrons")] = 0.0,
+    sky: Annotated[float, typer.Option(help="the subtracted sky, counts per pixel")] = 0.0,
+    max_steps: Annotated[int, typer.Option(min=1, help="refinement steps at most")] = 100,
+    seed: Annotated[int, typer.Option(help="HMC: random seed (shard s draws with seed, s)")] = 0,
+    num_warmup: Annotated[int, typer.Option(min=1, help="HMC: warm-up steps a chain")] = 500,
+    num_samples: Annotated[int, typer.Option(min=1, help="HMC: draws a chain")] = 500,
+    num_chains: Annotated[int, typer.Option(min=1, help="HMC: chains a galaxy")] = 4,
+    keep_parts: Annotated[
+        bool, typer.Option(help="keep the work directory OUT.parts/ when done")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing catalogue")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+):
+    """Fit Sersic profiles to FITS cutouts and write a catalogue, one row per cutout in
+    input order. Resumable: the job works in shards saved in OUT.parts/, and a rerun skips
+    the shards that are done."""
+    from jaxgal.fitting.api import METHODS
+    from jaxgal.io.fit_job import FitOptions, run_fit_job
+    from jaxgal.io.inputs import open_fit_inputs
+
+    try:
+        if method not in METHODS:
+            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        inputs = open_fit_inputs(cutouts, psf=psf, noise=noise, weight=weight, mask=mask)
+        options = FitOptions(
+            method=method,
+            preset=preset,
+            zero_point=zero_point,
+            pixel_scale=pixel_scale,
+            batch_size=batch_size,
+            gain=gain,
+            read_noise=read_noise,
+            sky=sky,
+            max_steps=max_steps,
+            seed=seed,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=num_chains,
+        )
+        run_fit_job(
+            inputs,
+            options,
+            out,
+            keep_parts=keep_parts,
+            overwrite=overwrite,
+            progress=progress,
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except ValueError as error:
+        _fail("fit", error)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="jaxgal", description="jaxgal command line")
-    commands = parser.add_subparsers(dest="command", required=True)
-    gallery = commands.add_parser("gallery", help="render a gallery of galaxies to a PNG")
-    gallery.add_argument("--out", type=Path, default=Path("out/gallery.png"))
-    args = parser.parse_args(argv)
-    if args.command == "gallery":
-        rows = render_gallery()
-        write_gallery(rows, args.out)
-        total = sum(len(images) for images in rows.values())
-        print(f"gallery of {total} galaxies written to {args.out}")
+    """The `jaxgal` console script."""
+    app(args=argv, prog_name="jaxgal")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,25 @@
-"""`jaxgal.fit`: one entry point for the CNN, refinement, and the two together.
+"""`jaxgal.fit`: one entry point for the CNN, refinement, HMC, and their combinations.
 
     table = jaxgal.fit(images, psf_images, noise, method="cnn+refine", zero_point=30.0,
                        pixel_scale=0.2)
 
 Methods: "cnn" (the shipped GaLNet-2 of `preset`, cutouts of the preset's shape and pixel
 scale), "refine" (least squares from the images' moments), "cnn+refine" (least squares
-from the CNN's answer). Returns an astropy Table, one row per image in input order:
-`index`, the parameters named and in the units of `jaxgal.Sersic` (magnitude, flux,
-r_eff, n, q, pa, x0, y0) each with `_err`, and for refinement `chi2`, `dof`,
-`reduced_chi2`, `converged`; `n_masked` counts pixels left out (masked, not finite, zero
-weight) and `flags` is a bit mask: 1 not converged, 2 pixels left out.
+from the CNN's answer), "hmc" (refinement from the moments, then NUTS from the optimum,
+`jaxgal.fitting.hmc`) and "cnn+refine+hmc" (CNN, refinement, NUTS). Returns an astropy
+Table, one row per image in input order: `index`, the parameters named and in the units
+of `jaxgal.Sersic` (magnitude, flux, r_eff, n, q, pa, x0, y0) each with `_err`, and for
+refinement `chi2`, `dof`, `reduced_chi2`, `converged`; `n_masked` counts pixels left out
+(masked, not finite, zero weight) and `flags` is a bit mask: 1 not converged, 2 pixels
+left out, 4 HMC suspect. Refinement's `_err` are the Laplace errors at the optimum, which
+for Gaussian noise are the Cramer-Rao bound at the fitted parameters: the Fisher matrix of
+the forward model (autodiff Jacobian over the noise map), `jaxgal.fitting.fisher`.
+
+For the HMC methods each parameter's column is its posterior median, `_err` half the width
+of the 16-84 % interval, `_lo` and `_hi` its ends, `_refined` and `_refined_err` the
+refined value and its Laplace error; `rhat_max`, `ess_min` (bulk) and `divergences` per
+galaxy (`jaxgal.fitting.diagnostics.convergence`) set flag 4 when r-hat > 1.05, any draw
+diverged, or the sampler returned non-finite values.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ from jaxgal.light.sersic import Sersic
 from jaxgal.magnitudes import magnitude_to_flux
 from jaxgal.render.psf_image import normalise_psf_stamps, stack_psf_stamps
 
-METHODS = ("cnn", "cnn+refine", "refine")
+METHODS = ("cnn", "cnn+refine", "refine", "hmc", "cnn+refine+hmc")
 FLAG_NOT_CONVERGED = 1
 FLAG_PIXELS_LEFT_OUT = 2
+FLAG_HMC_SUSPECT = 4
+RHAT_LIMIT = 1.05
 
 
 def fit(
@@ -48,6 +60,12 @@ def fit(
     network=None,
     max_steps: int = 100,
     as_table: bool = True,
+    key=None,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    num_chains: int = 4,
+    prior: dict | None = None,
+    return_posterior: bool = False,
 ):
     """Fit Sersic profiles to `images` (batch, ny, nx) or one (ny, nx), sky-subtracted, in
     counts. `psf_images`: (k, k) for all or (batch, k, k), odd k, normalised here; the
@@ -56,11 +74,21 @@ def fit(
     and the subtracted `sky` (`jaxgal.fitting.noise_model`). `mask`: True where a pixel
     counts. `zero_point` and `pixel_scale` default to the `preset`'s. `start` overrides
     the starting point of "refine"; `network` the preset's shipped GaLNet-2.
+
+    HMC methods: `key` (a `jax.random` key or an int seed; required, there is no default
+    key), `num_warmup`, `num_samples` and `num_chains` per galaxy, `prior` (numpyro
+    distributions by parameter name, see `jaxgal.fitting.hmc.log_prior`; flat by default).
+    With `return_posterior` the result is (table, `Posterior`), whose samples hold every
+    draw.
     """
     from jaxgal.simulate.presets import get_preset
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method.endswith("hmc") and key is None:
+        raise ValueError(
+            f"method {method!r} needs key= (a jax.random key or an int seed) for its draws"
+        )
     survey = get_preset(preset)
     zero_point = survey.zero_point if zero_point is None else float(zero_point)
     pixel_scale = survey.pixel_scale if pixel_scale is None else float(pixel_scale)
@@ -69,6 +97,11 @@ def fit(
         images = images[None]
     if images.ndim != 3:
         raise ValueError(f"images must be (batch, ny, nx) or (ny, nx), got {images.shape}")
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape[-2:] != images.shape[-2:]:
+            raise ValueError(f"mask of shape {mask.shape} for images of {images.shape}")
+        mask = np.broadcast_to(mask, images.shape)
     count = images.shape[0]
     kernels = None
     if psf_images is not None:
@@ -137,7 +170,75 @@ def fit(
     columns["flags"] = np.where(columns["converged"], 0, FLAG_NOT_CONVERGED) | np.where(
         columns["n_masked"] > 0, FLAG_PIXELS_LEFT_OUT, 0
     )
-    return _output(columns, as_table)
+    if not method.endswith("hmc"):
+        return _output(columns, as_table)
+    posterior = _sample(
+        images,
+        sigma,
+        psfs,
+        result,
+        pixel_scale,
+        zero_point,
+        mask,
+        key,
+        prior,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+    )
+    columns.update(_posterior_columns(posterior, columns, zero_point))
+    output = _output(columns, as_table)
+    return (output, posterior) if return_posterior else output
+
+
+def _sample(images, sigma, psfs, refined, pixel_scale, zero_point, mask, key, prior, **options):
+    import jax
+
+    from jaxgal.fitting.hmc import sample_posterior
+
+    if isinstance(key, int | np.integer):
+        key = jax.random.key(int(key))
+    return sample_posterior(
+        jnp.asarray(images),
+        sigma,
+        psfs,
+        refined,
+        pixel_scale,
+        zero_point,
+        key,
+        mask=None if mask is None else jnp.asarray(mask, bool),
+        prior=prior,
+        **options,
+    )
+
+
+def _posterior_columns(posterior, columns: dict, zero_point) -> dict:
+    """The HMC columns: medians as the main values, the refined ones kept as `_refined`."""
+    from jaxgal.fitting.coordinates import PHYSICAL
+    from jaxgal.fitting.diagnostics import convergence
+    from jaxgal.fitting.hmc import posterior_intervals
+
+    intervals = posterior_intervals(posterior.samples)
+    out = {}
+    for index, name in enumerate(PHYSICAL):
+        lower, upper = intervals["lower"][:, index], intervals["upper"][:, index]
+        out[name + "_refined"] = columns[name]
+        out[name + "_refined_err"] = columns[name + "_err"]
+        out[name] = intervals["median"][:, index]
+        out[name + "_err"] = 0.5 * (upper - lower)
+        out[name + "_lo"], out[name + "_hi"] = lower, upper
+    out["flux_refined"], out["flux_refined_err"] = columns["flux"], columns["flux_err"]
+    out["flux"] = np.asarray(magnitude_to_flux(out["magnitude"], zero_point))
+    # the flux interval is the magnitude interval's image: faint end is the high magnitude
+    out["flux_lo"] = np.asarray(magnitude_to_flux(out["magnitude_hi"], zero_point))
+    out["flux_hi"] = np.asarray(magnitude_to_flux(out["magnitude_lo"], zero_point))
+    out["flux_err"] = 0.5 * (out["flux_hi"] - out["flux_lo"])
+    health = convergence(posterior)
+    out.update(health)
+    finite = np.all(np.isfinite(np.asarray(posterior.samples)), axis=(1, 2, 3))
+    suspect = (health["rhat_max"] > RHAT_LIMIT) | (health["divergences"] > 0) | ~finite
+    out["flags"] = columns["flags"] | np.where(suspect, FLAG_HMC_SUSPECT, 0)
+    return out
 
 
 ORDER = ("index", "magnitude", "flux", "r_eff", "n", "q", "pa", "x0", "y0")

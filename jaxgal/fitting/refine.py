@@ -41,6 +41,11 @@ FIT_BANDWIDTH = 2.5
 STRIDE = 10.0
 
 
+def fit_render(galaxy: Sersic, grid: PixelGrid, psf) -> Float[Array, "ny nx"]:
+    """`render` as the fits use it: the core's spectrum to `FIT_BANDWIDTH` for every PSF."""
+    return render(galaxy, grid, psf, bandwidth=FIT_BANDWIDTH)
+
+
 class Refined(NamedTuple):
     """Per galaxy: `parameters` (batch, 7) as `PHYSICAL` (magnitude, r_eff, n, q, pa, x0,
     y0), their Laplace `errors` (batch, 7) and `covariance` (batch, 7, 7), `chi2`,
@@ -166,6 +171,7 @@ def refine(
     atol: float = ATOL,
     max_steps: int = 100,
     bandwidth: float = FIT_BANDWIDTH,
+    chunk_size: int | None = None,
 ) -> Refined:
     """Maximum-likelihood Sersic parameters of a batch of galaxies, all at once.
 
@@ -177,7 +183,10 @@ def refine(
     `rtol`: the solver stops when a step moves each coordinate by less than `atol` times
     its standard error (conditional, from the Jacobian at the start) and changes chi^2 / 2
     by less than `atol + rtol` of itself. `bandwidth`: of the core's spectrum, as in
-    `render` (`FIT_BANDWIDTH` by default, for every PSF).
+    `render` (`FIT_BANDWIDTH` by default, for every PSF). `chunk_size`: galaxies solved
+    together by one vectorised solver, which runs until its slowest one converges (default:
+    1 on a CPU, 256 on an accelerator); the chunks run in turn, compiled once for a shape
+    of image whatever the number of galaxies.
     """
     images = jnp.asarray(images)
     if images.ndim != 3:
@@ -193,35 +202,37 @@ def refine(
 
     if mask is None:
         mask = jnp.ones(images.shape, bool)
-    return _refine_batch(
-        images,
-        sigma,
-        psfs,
-        starts,
-        jnp.asarray(mask, bool),
-        jnp.asarray(pixel_scale, images.dtype),
-        jnp.asarray(zero_point, images.dtype),
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        bandwidth=bandwidth,
-    )
+    count = images.shape[0]
+    chunk = _chunk_size(chunk_size, count)
+    arguments = (images, sigma, psfs, starts, jnp.asarray(mask, bool))
+    options = dict(rtol=rtol, atol=atol, max_steps=max_steps, bandwidth=bandwidth)
+    pixel_scale = jnp.asarray(pixel_scale, images.dtype)
+    zero_point = jnp.asarray(zero_point, images.dtype)
+    # Chunks of one size, the last padded with copies of the last galaxy: one compilation
+    # serves any number of galaxies.
+    results = []
+    for begin in range(0, count, chunk):
+        rows = jnp.minimum(jnp.arange(begin, begin + chunk), count - 1)
+        part = jax.tree.map(lambda leaf, rows=rows: leaf[rows], arguments)
+        results.append(_refine_chunk(*part, pixel_scale, zero_point, **options))
+    merged = jax.tree.map(lambda *parts: jnp.concatenate(parts)[:count], *results)
+    return Refined(*merged)
+
+
+def _chunk_size(chunk_size, count):
+    if chunk_size is None:
+        # On a CPU one galaxy's arrays already fill the cores, and a vectorised solver runs
+        # until its slowest galaxy converges (1.5x slower for 16 KiDS galaxies at once); an
+        # accelerator needs many galaxies at once.
+        chunk_size = 1 if jax.default_backend() == "cpu" else 256
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    return int(min(chunk_size, count))
 
 
 @partial(jax.jit, static_argnames=("rtol", "atol", "max_steps", "bandwidth"))
-def _refine_batch(
-    images,
-    sigma,
-    psfs,
-    starts,
-    mask,
-    pixel_scale,
-    zero_point,
-    *,
-    rtol,
-    atol,
-    max_steps,
-    bandwidth,
+def _refine_chunk(
+    images, sigma, psfs, starts, mask, pixel_scale, zero_point, *, rtol, atol, max_steps, bandwidth
 ):
     grid = PixelGrid(images.shape[1:], pixel_scale)
 

@@ -1,0 +1,245 @@
+"""`jaxgal fit` as a resumable job: FITS inputs -> `jaxgal.fit` shard by shard -> catalogue.
+
+The cutouts are split into shards of `batch_size` rows; each shard is fitted by one call of
+`jaxgal.fit` and written as a part file (`jaxgal.io.shards`), so a killed job resumes where
+it stopped. The catalogue has one row per cutout in input order: its `index`, for a
+directory its `file` name, then `jaxgal.fit`'s columns (parameters named and in the units
+of `Sersic`, their `_err`, fit statistics, `n_masked`, `flags`).
+
+The zero point and pixel scale are the options' when given, else the cutouts' headers'
+(MAGZERO / ZEROPNT; WCS / PIXSCALE), else the preset's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jaxgal.io.catalog import catalog_format, remove_temporary_files, write_table_atomically
+from jaxgal.io.fits import ImageStack
+from jaxgal.io.inputs import FitInputs
+from jaxgal.io.shards import (
+    combine_parts,
+    done_shards,
+    open_work_directory,
+    shard_ranges,
+    work_directory_for,
+    write_part,
+)
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to fit: `method` and `preset` as in `jaxgal.fit`; `zero_point` and
+    `pixel_scale` (arcsec) override the headers and the preset when not None;
+    `batch_size` rows a shard (and a `jaxgal.fit` call); `gain` (electrons per count),
+    `read_noise` (electrons) and `sky` (subtracted, counts per pixel) give GALFIT's noise
+    model when there is no noise or weight map; `max_steps` bounds refinement; the HMC
+    methods draw `num_samples` after `num_warmup` in each of `num_chains` chains, with
+    the key of shard s `jax.random.fold_in(jax.random.key(seed), s)` (so a resumed job
+    draws what an uninterrupted one would)."""
+
+    method: str = "cnn+refine"
+    preset: str = "kids"
+    zero_point: float | None = None
+    pixel_scale: float | None = None
+    batch_size: int = 256
+    gain: float | None = None
+    read_noise: float = 0.0
+    sky: float = 0.0
+    max_steps: int = 100
+    seed: int = 0
+    num_warmup: int = 500
+    num_samples: int = 500
+    num_chains: int = 4
+
+
+def resolve_calibration(cutouts: ImageStack, options: FitOptions) -> dict:
+    """The zero point and pixel scale to fit with, and where each came from."""
+    from jaxgal.simulate.presets import get_preset
+
+    preset = get_preset(options.preset)
+    facts = cutouts.facts
+    zero_point, zero_point_from = _first_given(
+        (options.zero_point, "option"),
+        (facts.zero_point, f"header {facts.zero_point_source}"),
+        (preset.zero_point, f"preset {preset.name}"),
+    )
+    pixel_scale, pixel_scale_from = _first_given(
+        (options.pixel_scale, "option"),
+        (facts.pixel_scale, f"header {facts.pixel_scale_source}"),
+        (preset.pixel_scale, f"preset {preset.name}"),
+    )
+    if not pixel_scale > 0:
+        raise ValueError(f"the pixel scale must be > 0 arcsec, got {pixel_scale}")
+    return {
+        "zero_point": zero_point,
+        "zero_point_from": zero_point_from,
+        "pixel_scale": pixel_scale,
+        "pixel_scale_from": pixel_scale_from,
+    }
+
+
+def _first_given(*candidates) -> tuple[float, str]:
+    """The first (value, source) whose value is not None."""
+    return next((float(value), source) for value, source in candidates if value is not None)
+
+
+def describe_input(stack: ImageStack) -> dict:
+    """What identifies an input in the job's configuration: its absolute path, shape,
+    and for a file its size and modification time, for a directory a hash of its names."""
+    record = {
+        "path": str(stack.path.resolve()),
+        "count": stack.count,
+        "shape": list(stack.shape),
+    }
+    if stack.files is None:
+        status = stack.path.stat()
+        record.update(size=status.st_size, mtime_ns=status.st_mtime_ns)
+    else:
+        names = "\n".join(str(file.name) for file in stack.files)
+        record["names_sha256"] = hashlib.sha256(names.encode()).hexdigest()
+    return record
+
+
+def job_configuration(inputs: FitInputs, options: FitOptions, calibration: dict) -> dict:
+    """Everything a shard's result depends on, as plain JSON types."""
+    return {
+        "version": CONFIG_VERSION,
+        "options": asdict(options),
+        "calibration": calibration,
+        "inputs": {role: describe_input(stack) for role, stack in inputs.stacks().items()},
+    }
+
+
+def _fit_shard(inputs: FitInputs, shard: int, start: int, stop: int, options, calibration, network):
+    import jax
+
+    import jaxgal
+
+    rows = inputs.rows(start, stop)
+    extra = {} if network is None else {"network": network}
+    if options.method.endswith("hmc"):
+        extra.update(
+            key=jax.random.fold_in(jax.random.key(options.seed), shard),
+            num_warmup=options.num_warmup,
+            num_samples=options.num_samples,
+            num_chains=options.num_chains,
+        )
+    table = jaxgal.fit(
+        rows.images,
+        rows.psf_images,
+        rows.noise,
+        method=options.method,
+        zero_point=calibration["zero_point"],
+        pixel_scale=calibration["pixel_scale"],
+        preset=options.preset,
+        weight=rows.weight,
+        mask=rows.mask,
+        gain=options.gain,
+        read_noise=options.read_noise,
+        sky=options.sky,
+        max_steps=options.max_steps,
+        as_table=True,
+        **extra,
+    )
+    table["index"] = np.arange(start, stop)
+    if rows.files is not None:
+        table.add_column(rows.files, name="file", index=table.colnames.index("index") + 1)
+    return table
+
+
+def check_noise_source(inputs: FitInputs, options: FitOptions):
+    """Refinement needs a noise model: a noise or weight map, or a gain."""
+    if options.method == "cnn" or inputs.noise is not None or inputs.weight is not None:
+        return
+    if options.gain is None:
+        raise ValueError(
+            f"method {options.method!r} needs the noise: give --noise (sigma maps), --weight "
+            "(1/sigma^2 maps), or --gain (with --read-noise and --sky) for GALFIT's model"
+        )
+
+
+def _fit_shards(inputs, options, calibration, work_directory, ranges, progress, log):
+    """Fit and record every shard that is not done yet."""
+    from tqdm.auto import tqdm
+
+    done = done_shards(work_directory, len(ranges))
+    if done:
+        log(f"resuming: {len(done)} of {len(ranges)} shards already done in {work_directory}")
+    network = None
+    if options.method.startswith("cnn") and len(done) < len(ranges):
+        from jaxgal.networks.pretrained import pretrained
+
+        network = pretrained(options.preset, "galnet2")
+    done_rows = sum(stop - start for shard, (start, stop) in enumerate(ranges) if shard in done)
+    with tqdm(total=inputs.count, initial=done_rows, unit="galaxy", disable=not progress) as bar:
+        for shard, (start, stop) in enumerate(ranges):
+            if shard in done:
+                continue
+            table = _fit_shard(inputs, shard, start, stop, options, calibration, network)
+            write_part(work_directory, shard, table)
+            bar.update(stop - start)
+
+
+def run_fit_job(
+    inputs: FitInputs,
+    options: FitOptions,
+    output,
+    *,
+    keep_parts: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log=print,
+):
+    """Fit every cutout of `inputs` and write the catalogue to `output` (FITS, or Parquet
+    for a .parquet name) atomically; resumes from the work directory next to `output`.
+    Returns the catalogue (an astropy Table)."""
+    output = Path(output)
+    catalog_format(output)
+    work_directory = work_directory_for(output)
+    if output.exists() and not work_directory.exists() and not overwrite:
+        raise ValueError(f"{output} exists; pass --overwrite to fit again and replace it")
+    if options.method.startswith("cnn") and inputs.psf is None:
+        raise ValueError(f"method {options.method!r} needs PSFs (--psf): GaLNet-2 reads them")
+    check_noise_source(inputs, options)
+    calibration = resolve_calibration(inputs.cutouts, options)
+    log(
+        f"{inputs.count} cutouts of {inputs.cutouts.shape[0]} x {inputs.cutouts.shape[1]} "
+        f"pixels; zero point {calibration['zero_point']} ({calibration['zero_point_from']}), "
+        f"pixel scale {calibration['pixel_scale']} arcsec ({calibration['pixel_scale_from']})"
+    )
+    config = job_configuration(inputs, options, calibration)
+    fresh = not work_directory.exists()
+    open_work_directory(work_directory, config)
+    ranges = shard_ranges(inputs.count, options.batch_size)
+    try:
+        _fit_shards(inputs, options, calibration, work_directory, ranges, progress, log)
+    except BaseException:
+        # a job that failed before finishing a shard leaves nothing behind to resume from
+        if fresh and not done_shards(work_directory, len(ranges)):
+            shutil.rmtree(work_directory, ignore_errors=True)
+        raise
+    catalog = combine_parts(work_directory, len(ranges), inputs.count)
+    catalog.meta.clear()
+    catalog.meta.update(
+        {
+            "METHOD": options.method,
+            "PRESET": options.preset,
+            "MAGZERO": calibration["zero_point"],
+            "PIXSCALE": calibration["pixel_scale"],
+            "CUTOUTS": str(inputs.cutouts.path),
+        }
+    )
+    write_table_atomically(catalog, output)
+    if not keep_parts:
+        shutil.rmtree(work_directory)
+    remove_temporary_files(output.parent, output.name)
+    log(f"catalogue of {len(catalog)} rows written to {output}")
+    return catalog
