@@ -8,7 +8,9 @@
 #
 # jax, jaxlib, numpyro, equinox, numpy and the rest of jaxgal's stack are held at the
 # versions already installed (a pip constraints file), so the peers can never downgrade
-# them. Takes about 2-3 minutes on 2 cores (most of it compiling pyimfit's extension).
+# them. Takes 40 s on 2 cores with pyimfit's wheel in pip's cache (measured on a fresh venv
+# holding jaxgal[test]; 2-3 minutes when pyimfit's extension must be compiled). Network: only
+# Debian's mirrors (apt-get) and PyPI (pip install, and pip download of pyimfit's sdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -32,8 +34,9 @@ echo "held at their installed versions:" $(cat "$constraints")
     "pysersic>=0.1.5"
 
 # Real SDSS r-band images for tests/test_peers_agree.py, from pyimfit's own source
-# distribution on PyPI (its tests' data, not installed with the wheel): NGC 3073 (200 x 150,
-# with a mask of its neighbours), IC 3478 and an unnormalised 35 x 35 Moffat PSF image.
+# distribution on PyPI (its tests' data, not installed with the wheel; 10.7 MB, fetched once
+# and kept out of git in out/, or $PEER_DATA_DIR): NGC 3073 (200 x 150, with a mask of its
+# neighbours), IC 3478 and an unnormalised 35 x 35 Moffat PSF image.
 DATA_DIR=${PEER_DATA_DIR:-out/peer_data}
 if [ ! -f "$DATA_DIR/n3073rss_small.fits" ]; then
     download=$(mktemp -d)

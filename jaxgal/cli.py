@@ -1,6 +1,6 @@
 """The `jaxgal` command (typer).
 
-    jaxgal demo [--count 48] [--hmc-count 2]
+    jaxgal demo [--count 48] [--hmc-count 1]
     jaxgal gallery [--out out/gallery.png]
     jaxgal simulate --preset kids --count 100 --seed 0 --out sim/
     jaxgal fit sim/cutouts.fits --psf sim/psfs.fits --noise sim/sigma.fits --out catalog.fits
@@ -138,7 +138,7 @@ def gallery(
 @app.command(short_help="Run the loop simulate -> CNN -> refine -> HMC; print a table.")
 def demo(
     count: Annotated[int, typer.Option(min=2, help="simulated KiDS-like galaxies")] = 48,
-    hmc_count: Annotated[int, typer.Option(min=1, help="galaxies sampled with NUTS")] = 2,
+    hmc_count: Annotated[int, typer.Option(min=1, help="galaxies sampled with NUTS")] = 1,
     seed: Annotated[int, typer.Option(help="random seed of the simulation and HMC")] = 0,
 ):
     """Simulate KiDS-like cutouts, fit them with the CNN, the CNN + refinement and (a few)

@@ -9,6 +9,8 @@ import jaxgal
 from jaxgal.fitting import noise_sigma
 
 SKY = 5.0
+# the same compiled refinement as notebooks/fitting_tour.py and test_hmc's fit test
+pytestmark = pytest.mark.xdist_group("kids_fit")
 
 
 @pytest.fixture(scope="module")

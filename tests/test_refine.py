@@ -30,6 +30,9 @@ START = dict(
     y0=jnp.zeros(3),
 )
 PSFS = jaxgal.Moffat(jnp.array([0.7, 0.9, 0.6]), jnp.array([3.5, 3.0, 4.0]))
+# refinement compiles once per image shape and PSF type: these tests share one (40 x 44
+# stamps, Moffat) when they run in one test worker (pytest's --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("refine_40x44")
 
 
 def test_recovers_noiseless_images_exactly():
@@ -138,3 +141,19 @@ def test_scatter_of_refined_fits_meets_the_cramer_rao_bound():
     # 48 draws: the sample standard deviation is within ~30 % of the truth at 3 sigma
     for i, name in enumerate(("magnitude", "r_eff", "n", "q")):
         assert 0.7 < scatter[i] / bound[i] < 1.3, (name, scatter[i], bound[i])
+
+
+def test_coordinates_far_outside_any_galaxy_still_give_a_renderable_sersic():
+    """A wild solver step or NUTS trajectory must render (and be rejected on its chi^2),
+    not raise for the whole batch: every coordinate, however far out, maps to valid
+    parameters (Sersic checks them when it is built)."""
+    u = jnp.array(
+        [
+            [-1e4, 40.0, 50.0, 1e3, -1e3, 1e3, -1e3],
+            [1e4, -40.0, -50.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    galaxies = from_unconstrained(u, 30.0)
+    for name in ("flux", "r_eff", "n", "q", "pa", "x0", "y0"):
+        assert np.all(np.isfinite(np.asarray(getattr(galaxies, name)))), name
+    assert np.all(np.asarray(galaxies.q) > 0.0) and np.all(np.asarray(galaxies.r_eff) > 0.0)

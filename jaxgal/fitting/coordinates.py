@@ -47,6 +47,8 @@ def physical(u):
     # far outside any galaxy (r_eff beyond e^+-15 arcsec, q below e^-40) the coordinates are
     # clipped so that a wandering solver step still renders, in float32 too
     ln_r = jnp.clip(ln_r, -15.0, 15.0)
+    # likewise magnitudes: beyond these a flux overflows float32 for any usual zero point
+    magnitude = jnp.clip(magnitude, -50.0, 100.0)
     length = jnp.minimum(safe_sqrt(w1 * w1 + w2 * w2), 20.0)
     n = N_MIN + (N_MAX - N_MIN) * jnp.reciprocal(1.0 + jnp.exp(-n_logit))
     # atan2 at w = 0 has no gradient to give: the image does not depend on pa at q = 1

@@ -117,6 +117,10 @@ def log_posterior(z, image, inverse_sigma, psf, grid: PixelGrid, zero_point, pri
 
     `inverse_sigma` is 1 / sigma on usable pixels and 0 on the rest; `forward(galaxy, grid,
     psf)` the model image (`fit_render` by default)."""
+    # a trajectory gone non-finite (a divergence) is rejected, never rendered: rendering
+    # would raise for the whole batch
+    finite = jnp.all(jnp.isfinite(z))
+    z = jnp.where(finite, z, 0.0)
     model = forward(from_unconstrained(unconstrained_from_sampling(z), zero_point), grid, psf)
     residuals = (model - image) * inverse_sigma
     value = (
@@ -124,7 +128,7 @@ def log_posterior(z, image, inverse_sigma, psf, grid: PixelGrid, zero_point, pri
         + log_prior(sampling_physical(z), prior)
         + log_jacobian(z)
     )
-    return jnp.where(jnp.isnan(value), -jnp.inf, value)
+    return jnp.where(finite & ~jnp.isnan(value), value, -jnp.inf)
 
 
 def laplace_whitening(z, image, inverse_sigma, psf, grid, zero_point, prior, forward):
