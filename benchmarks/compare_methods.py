@@ -70,20 +70,23 @@ def default_starts(data: dict) -> list[dict]:
     return [{k: float(v[i]) for k, v in leaves.items()} for i in range(len(data["images"]))]
 
 
-def run_jaxgal(method: str, data: dict) -> dict:
-    """`jaxgal.fit` on the whole set, twice: the first call compiles, the second is timed."""
+def run_jaxgal(method: str, data: dict, count: int | None = None, **options) -> dict:
+    """`jaxgal.fit` on the first `count` galaxies (all by default), twice: the first call
+    compiles, the second is timed. `options` go to `jaxgal.fit` (HMC's key and lengths)."""
     import jaxgal
+
+    rows = slice(0, count)
 
     def call():
         return jaxgal.fit(
-            data["images"],
-            data["psf_images"],
-            data["sigma"],
+            data["images"][rows],
+            data["psf_images"][rows],
+            data["sigma"][rows],
             method=method,
             zero_point=data["zero_point"],
             pixel_scale=data["pixel_scale"],
             as_table=False,
-            **({"key": 0} if method.endswith("hmc") else {}),
+            **options,
         )
 
     clock = time.perf_counter()
@@ -254,6 +257,11 @@ def main(argv=None):
     for method in ("cnn", "cnn+refine", "refine", "hmc"):
         if method not in METHODS:
             notes.append(f"jaxgal {method!r} skipped: not in jaxgal.fitting.METHODS yet")
+            continue
+        if method == "hmc":  # as pysersic: its galaxies, its chain lengths; 2 chains for r-hat
+            hmc = dict(key=0, num_warmup=warmup, num_samples=samples, num_chains=2)
+            print(f"jaxgal hmc on {pysersic_count} galaxies ...", flush=True)
+            results["jaxgal hmc"] = run_jaxgal(method, data, pysersic_count, **hmc)
             continue
         print(f"jaxgal {method} on {count} galaxies ...", flush=True)
         results[f"jaxgal {method}"] = run_jaxgal(method, data)
