@@ -39,6 +39,7 @@ from jaxtyping import Array, Bool, Float, Int
 from numpyro.infer.hmc import hmc
 
 from jaxgal.fitting.coordinates import PHYSICAL, from_unconstrained, physical
+from jaxgal.fitting.noise_model import usable_pixels
 from jaxgal.fitting.refine import fit_render
 from jaxgal.grid import PixelGrid
 from jaxgal.light.psf import PixelPSF
@@ -217,14 +218,11 @@ def sample_posterior(
         )
     keys = galaxy_keys(key, count)
     sigma = jnp.broadcast_to(jnp.asarray(sigma, images.dtype), images.shape)
-    usable = jnp.isfinite(images) & jnp.isfinite(sigma) & (sigma > 0)
-    if mask is not None:
-        usable = usable & jnp.asarray(mask, bool)
-    inverse_sigma = jnp.where(usable, 1.0 / jnp.where(usable, sigma, 1.0), 0.0)
+    _, usable_images, inverse_sigma = usable_pixels(images, sigma, mask)
     if psfs is not None and not hasattr(psfs, "transfer"):
         psfs = PixelPSF(jnp.asarray(psfs, images.dtype))
     return _sample_batch(
-        jnp.where(usable, images, 0.0),
+        usable_images,
         inverse_sigma,
         psfs,
         sampling_from_unconstrained(starts),

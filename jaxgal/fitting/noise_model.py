@@ -46,3 +46,14 @@ def noise_sigma(
     variance = (images + sky) / gain + read_term
     floor = read_term if read_term > 0 else 1.0 / gain
     return jnp.sqrt(jnp.maximum(variance, floor))
+
+
+def usable_pixels(images, sigma, mask=None):
+    """(usable, images, inverse_sigma) for the likelihood: a pixel counts where the image
+    and sigma are finite, sigma > 0 and `mask` (if given) is True; elsewhere the image is
+    set to 0 and 1 / sigma to 0, so it drops out of chi^2 with finite gradients."""
+    usable = jnp.isfinite(images) & jnp.isfinite(sigma) & (sigma > 0)
+    if mask is not None:
+        usable = usable & jnp.asarray(mask, bool)
+    inverse_sigma = jnp.where(usable, 1.0 / jnp.where(usable, sigma, 1.0), 0.0)
+    return usable, jnp.where(usable, images, 0.0), inverse_sigma

@@ -24,6 +24,7 @@ from jaxtyping import Array, Bool, Float
 
 from jaxgal.fitting.coordinates import PHYSICAL, from_unconstrained, physical, to_unconstrained
 from jaxgal.fitting.fisher import physical_covariance
+from jaxgal.fitting.noise_model import usable_pixels
 from jaxgal.grid import PixelGrid
 from jaxgal.light.psf import PixelPSF
 from jaxgal.light.sersic import Sersic
@@ -78,13 +79,13 @@ class Refined(NamedTuple):
         }
 
 
-def _residual_function(grid: PixelGrid, zero_point, render_options: dict):
+def _residual_function(grid: PixelGrid, zero_point, bandwidth: float):
     def residuals(u, data):
         image, inverse_sigma, psf = data
         # a solver step gone non-finite must flag this galaxy, not raise for the batch
         finite = jnp.all(jnp.isfinite(u))
         galaxy = from_unconstrained(jnp.where(finite, u, 0.0), zero_point)
-        model = render(galaxy, grid, psf, **render_options)
+        model = render(galaxy, grid, psf, bandwidth=bandwidth)
         r = ((model - image) * inverse_sigma).reshape(-1)
         return jnp.where(finite, r, jnp.nan)
 
@@ -107,12 +108,8 @@ def refine_one(
 ) -> Refined:
     """Refine one galaxy from unconstrained `start` (see `refine` for the arguments)."""
     # pixels that are masked, not finite, or have no positive finite sigma do not count
-    usable = jnp.isfinite(image) & jnp.isfinite(sigma) & (sigma > 0)
-    if mask is not None:
-        usable = usable & mask
-    inverse_sigma = jnp.where(usable, 1.0 / jnp.where(usable, sigma, 1.0), 0.0)
-    image = jnp.where(usable, image, 0.0)
-    residuals = _residual_function(grid, zero_point, {"bandwidth": bandwidth})
+    usable, image, inverse_sigma = usable_pixels(image, sigma, mask)
+    residuals = _residual_function(grid, zero_point, bandwidth)
     data = (image, inverse_sigma, psf)
     # The solver works in z = (u - start) / scale, scale = 1 / sqrt(diag(J^T J)) at the
     # start: each coordinate in units of its (conditional) standard error, so the
