@@ -18,16 +18,22 @@ def __getattr__(name):
         from jaxgal.fitting.api import fit
 
         return fit
+    if name in ("BulgeDisc", "SersicModel"):
+        from jaxgal.fitting import models
+
+        return getattr(models, name)
     raise AttributeError(f"module 'jaxgal' has no attribute {name!r}")
 
 
 __all__ = [
+    "BulgeDisc",
     "GaLNet",
     "Gaussian",
     "Moffat",
     "PixelGrid",
     "PixelPSF",
     "Sersic",
+    "SersicModel",
     "draw_psf",
     "fit",
     "flux_to_magnitude",

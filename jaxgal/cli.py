@@ -246,6 +246,20 @@ def fit(
     read_noise: Annotated[float, typer.Option(help="read noise in electrons")] = 0.0,
     sky: Annotated[float, typer.Option(help="the subtracted sky, counts per pixel")] = 0.0,
     max_steps: Annotated[int, typer.Option(min=1, help="refinement steps at most")] = 100,
+    model: Annotated[
+        str, typer.Option(help="sersic, or bulge+disc (a Sersic bulge + an exponential disc)")
+    ] = "sersic",
+    fix: Annotated[
+        list[str] | None,
+        typer.Option(help="hold a parameter fixed, NAME=VALUE (repeat), e.g. bulge_n=4"),
+    ] = None,
+    bound: Annotated[
+        list[str] | None,
+        typer.Option(help="bound a parameter, NAME=LOW:HIGH (repeat), e.g. r_eff=0.1:3"),
+    ] = None,
+    free_centres: Annotated[
+        bool, typer.Option(help="bulge+disc: each component its own centre")
+    ] = False,
     seed: Annotated[int, typer.Option(help="HMC: random seed (shard s draws with seed, s)")] = 0,
     num_warmup: Annotated[int, typer.Option(min=1, help="HMC: warm-up steps a chain")] = 500,
     num_samples: Annotated[int, typer.Option(min=1, help="HMC: draws a chain")] = 500,
@@ -281,7 +295,12 @@ def fit(
             num_warmup=num_warmup,
             num_samples=num_samples,
             num_chains=num_chains,
+            model=model,
+            fixed=tuple(_fixed_option(item) for item in fix or ()),
+            bounds=tuple(_bound_option(item) for item in bound or ()),
+            shared_centre=not free_centres,
         )
+        options.fit_model()  # a bad model fails here, before any file is opened
         run_fit_job(
             inputs,
             options,
@@ -293,6 +312,27 @@ def fit(
         )
     except ValueError as error:
         _fail("fit", error)
+
+
+def _fixed_option(text: str) -> tuple[str, float]:
+    name, separator, value = text.partition("=")
+    try:
+        if not separator:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise ValueError(f"--fix takes NAME=VALUE, got {text!r}") from None
+
+
+def _bound_option(text: str) -> tuple[str, float, float]:
+    name, separator, pair = text.partition("=")
+    low, colon, high = pair.partition(":")
+    try:
+        if not separator or not colon:
+            raise ValueError
+        return name.strip(), float(low), float(high)
+    except ValueError:
+        raise ValueError(f"--bound takes NAME=LOW:HIGH, got {text!r}") from None
 
 
 def main(argv=None):

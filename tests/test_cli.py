@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 import jaxgal
 from jaxgal.cli import app
+from jaxgal.fitting import BulgeDisc
 
 COUNT = 6
 
@@ -190,6 +191,22 @@ def test_options_reach_jaxgal_fit(tmp_path, monkeypatch, rng):
     result = invoke(*common, "--out", tmp_path / "c.fits")
     assert result.exit_code == 1 and "needs the noise" in result.output
     assert not (tmp_path / "c.fits.parts").exists()
+    calls.clear()
+    model = ["--model", "bulge+disc", "--fix", "bulge_n=4", "--bound", "disc_q=0.2:0.9"]
+    result = invoke(*common, *noise_model, *model, "--free-centres", "--out", tmp_path / "m.fits")
+    assert result.exit_code == 0, result.output
+    assert calls[0]["model"] == BulgeDisc(
+        fixed={"bulge_n": 4.0}, bounds={"disc_q": (0.2, 0.9)}, shared_centre=False
+    )
+    for bad, named in [
+        (["--fix", "n"], "NAME=VALUE"),
+        (["--bound", "n=1"], "NAME=LOW:HIGH"),
+        (["--fix", "disc_n=2", "--model", "bulge+disc"], "unknown parameter 'disc_n'"),
+        (["--model", "disc"], "sersic or bulge+disc"),
+        (["--free-centres"], "--free-centres is for --model bulge+disc"),
+    ]:
+        result = invoke(*common, *noise_model, *bad, "--out", tmp_path / "bad.fits")
+        assert result.exit_code == 1 and named in result.output, (bad, result.output)
 
 
 def test_bad_files_are_named(simulated, tmp_path):

@@ -43,9 +43,12 @@ PRIOR = {
 }
 
 
-def centre_sampled(galaxy, grid, psf):
+def centre_sampled(profiles, grid, psf):
+    """The forward model: a Sersic (or a list of them, as the sampler passes) sampled at
+    the pixel centres."""
     x, y = jnp.meshgrid(grid.x_centres(), grid.y_centres())
-    return galaxy.surface_brightness(x, y) * grid.pixel_scale**2
+    profiles = profiles if isinstance(profiles, list) else [profiles]
+    return sum(p.surface_brightness(x, y) for p in profiles) * grid.pixel_scale**2
 
 
 def _run(images, starts, keys):

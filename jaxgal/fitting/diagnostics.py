@@ -18,14 +18,23 @@ from jaxgal.fitting.coordinates import PHYSICAL
 from jaxgal.fitting.hmc import SAMPLING, Posterior
 
 
-def to_inference_data(posterior: Posterior, coordinates: bool = False):
+def to_inference_data(posterior: Posterior, coordinates: bool = False, model=None):
     """An arviz InferenceData whose posterior group holds one variable a parameter, dims
-    (chain, draw, galaxy): the physical `PHYSICAL` (default) or the sampler's `SAMPLING`
-    coordinates; `sample_stats` holds the divergences per galaxy."""
+    (chain, draw, galaxy): the physical parameters (default; one Sersic's `PHYSICAL`, or
+    the `model`'s names) or the sampler's coordinates (`SAMPLING`, or the model's);
+    `sample_stats` holds the divergences per galaxy."""
     import arviz as az
 
     values = np.asarray(posterior.coordinates if coordinates else posterior.samples)
-    names = SAMPLING if coordinates else PHYSICAL
+    if model is None:
+        names = SAMPLING if coordinates else PHYSICAL
+    else:
+        names = model.sampling if coordinates else model.names
+    if len(names) != values.shape[-1]:
+        raise ValueError(
+            f"the posterior has {values.shape[-1]} parameters, the names {len(names)}: "
+            "give its model"
+        )
     # (galaxy, chain, draw, parameter) -> {name: (chain, draw, galaxy)}
     variables = {name: np.moveaxis(values[..., index], 0, -1) for index, name in enumerate(names)}
     data = az.from_dict(posterior=variables, dims={name: ["galaxy"] for name in names})
@@ -36,19 +45,21 @@ def to_inference_data(posterior: Posterior, coordinates: bool = False):
     return data
 
 
-def convergence(posterior: Posterior) -> dict[str, np.ndarray]:
+def convergence(posterior: Posterior, model=None) -> dict[str, np.ndarray]:
     """Per galaxy: `rhat_max` (the largest rank-normalised split r-hat over the sampler's
     coordinates; NaN with one chain), `ess_min` (the smallest bulk effective sample size)
-    and `divergences` (after warm-up), all from arviz."""
+    and `divergences` (after warm-up), all from arviz. `model`: the posterior's, when it
+    is not one free Sersic."""
     import arviz as az
 
-    data = to_inference_data(posterior, coordinates=True)
+    data = to_inference_data(posterior, coordinates=True, model=model)
+    names = SAMPLING if model is None else model.sampling
     chains = np.asarray(posterior.coordinates).shape[1]
     ess = az.ess(data, method="bulk")
-    ess_min = np.min([ess[name].values for name in SAMPLING], axis=0)
+    ess_min = np.min([ess[name].values for name in names], axis=0)
     if chains > 1:
         rhat = az.rhat(data, method="rank")
-        rhat_max = np.max([rhat[name].values for name in SAMPLING], axis=0)
+        rhat_max = np.max([rhat[name].values for name in names], axis=0)
     else:
         rhat_max = np.full(ess_min.shape, np.nan)
     return {
@@ -58,15 +69,15 @@ def convergence(posterior: Posterior) -> dict[str, np.ndarray]:
     }
 
 
-def summary(posterior: Posterior, galaxy: int | None = None):
+def summary(posterior: Posterior, galaxy: int | None = None, model=None):
     """arviz's summary table (a pandas DataFrame: mean, sd, hdi, mcse, ess, r-hat) of the
     physical parameters, of one `galaxy` or of all (rows named like 'r_eff[3]')."""
     import arviz as az
 
-    data = to_inference_data(posterior)
+    data = to_inference_data(posterior, model=model)
     if galaxy is not None:
         data = data.isel(galaxy=[galaxy])
-    return az.summary(data, var_names=list(PHYSICAL))
+    return az.summary(data, var_names=list(PHYSICAL if model is None else model.names))
 
 
 def corner_plot(samples, truths=None, path=None, labels=PHYSICAL):

@@ -13,17 +13,25 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxgal.fitting.coordinates import from_unconstrained, physical, to_unconstrained
+from jaxgal.fitting.coordinates import from_unconstrained, to_unconstrained
+from jaxgal.fitting.models import SERSIC
 from jaxgal.grid import PixelGrid
 from jaxgal.light.sersic import Sersic
 from jaxgal.render import render
 
 
-def physical_covariance(jacobian, u):
-    """P (J^T J)^-1 P^T: the covariance of (magnitude, r_eff, n, q, pa, x0, y0) from the
-    Jacobian J (pixels, 7) of the noise-scaled model (or residuals) in coordinates u."""
-    covariance_u = jnp.linalg.inv(jacobian.T @ jacobian)
-    to_physical = jax.jacfwd(physical)(u)
+def physical_covariance(jacobian, u, model=SERSIC):
+    """P (J^T J)^-1 P^T: the covariance of the `model`'s physical parameters (one Sersic:
+    magnitude, r_eff, n, q, pa, x0, y0) from the Jacobian J (pixels, D) of the noise-scaled
+    model (or residuals) in its coordinates u (D,). A coordinate on its bound
+    (`model.at_bound`) is held there: it has no variance and no covariance (Imfit's pegged
+    parameters)."""
+    pegged = model.at_bound(u)
+    free = ~(pegged[:, None] | pegged[None, :])
+    identity = jnp.eye(u.shape[-1], dtype=jacobian.dtype)
+    normal = jnp.where(free, jacobian.T @ jacobian, identity)
+    covariance_u = jnp.where(free, jnp.linalg.inv(normal), 0.0)
+    to_physical = jax.jacfwd(model.physical)(u)
     return to_physical @ covariance_u @ to_physical.T
 
 

@@ -38,71 +38,70 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 from numpyro.infer.hmc import hmc
 
-from jaxgal.fitting.coordinates import PHYSICAL, from_unconstrained, physical
+from jaxgal.fitting.coordinates import PHYSICAL
+from jaxgal.fitting.models import SERSIC
 from jaxgal.fitting.noise_model import usable_pixels
 from jaxgal.fitting.refine import fit_render
 from jaxgal.grid import PixelGrid
 from jaxgal.light.psf import PixelPSF
-from jaxgal.light.sersic import N_MAX, N_MIN, safe_sqrt
 
-SAMPLING = ("magnitude", "ln_r_eff", "n_logit", "v1", "v2", "x0", "y0")
+SAMPLING = SERSIC.sampling
 
 
 # --- the sampler's coordinates ------------------------------------------------------------
 
 
-def sampling_from_unconstrained(u: Float[Array, "... 7"]) -> Float[Array, "... 7"]:
-    """z of refinement's coordinates u: the shape w becomes v = w sqrt(2 / |w|)."""
-    w = u[..., 3:5]
-    length = jnp.sqrt(jnp.sum(w * w, axis=-1, keepdims=True))
-    scale = jnp.where(length > 0, jnp.sqrt(2.0 / jnp.where(length > 0, length, 1.0)), 0.0)
-    return u.at[..., 3:5].set(w * scale)
+def sampling_from_unconstrained(u: Float[Array, "... D"], model=SERSIC) -> Float[Array, "... D"]:
+    """z of refinement's coordinates u: each shape pair w becomes v = w sqrt(2 / |w|)."""
+    return model.to_sampling(u)
 
 
-def unconstrained_from_sampling(z: Float[Array, "... 7"]) -> Float[Array, "... 7"]:
+def unconstrained_from_sampling(z: Float[Array, "... D"], model=SERSIC) -> Float[Array, "... D"]:
     """Refinement's u of the sampler's z: w = |v| v / 2 (smooth, finite gradient at v = 0)."""
-    v = z[..., 3:5]
-    length = safe_sqrt(jnp.sum(v * v, axis=-1, keepdims=True))
-    return z.at[..., 3:5].set(0.5 * length * v)
+    return model.from_sampling(z)
 
 
-def sampling_physical(z: Float[Array, "... 7"]) -> Float[Array, "... 7"]:
-    """(magnitude, r_eff, n, q, pa, x0, y0) of z; pa in degrees in [0, 180)."""
-    return physical(unconstrained_from_sampling(z))
+def sampling_physical(z: Float[Array, "... D"], model=SERSIC) -> Float[Array, "... P"]:
+    """The physical parameters of z (one Sersic: magnitude, r_eff, n, q, pa, x0, y0); pa
+    in degrees in [0, 180)."""
+    return model.physical(model.from_sampling(z))
 
 
-def log_jacobian(z: Float[Array, "... 7"]) -> Float[Array, "..."]:
-    """log |det d(magnitude, r_eff, n, q, pa, x0, y0) / dz|, analytic.
+def log_jacobian(z: Float[Array, "... D"], model=SERSIC) -> Float[Array, "..."]:
+    """log |det d(free physical parameters) / dz|, analytic.
 
     r_eff = e^{ln r_eff} gives ln r_eff; n = n_min + (n_max - n_min) sigmoid(t) gives
     ln(n_max - n_min) + ln sigmoid(t) + ln sigmoid(-t); in polar coordinates of v
     (rho, phi), q = exp(-rho^2) and pa = (90 / pi) phi degrees give dq dpa =
-    (180 / pi) q rho drho dphi = (180 / pi) q dv1 dv2, so ln(180 / pi) - |v|^2.
-    (Beyond r_eff = e^15 arcsec or q = e^-40, where `physical` clips, it is not exact.)
+    (180 / pi) q rho drho dphi = (180 / pi) q dv1 dv2, so ln(180 / pi) - |v|^2; a bounded
+    parameter is n's case on its bounds. (Beyond r_eff = e^15 arcsec or q = e^-40, where
+    the coordinates clip, it is not exact.)
     """
-    ln_r, t, v1, v2 = z[..., 1], z[..., 2], z[..., 3], z[..., 4]
-    n_term = jnp.log(N_MAX - N_MIN) - jax.nn.softplus(-t) - jax.nn.softplus(t)
-    return ln_r + n_term + jnp.log(180.0 / jnp.pi) - (v1 * v1 + v2 * v2)
+    return model.log_jacobian(z)
 
 
 # --- the posterior --------------------------------------------------------------------------
 
 
-def log_prior(parameters: Float[Array, " 7"], prior: dict | None) -> Float[Array, ""]:
-    """log prior density of physical `parameters` (magnitude, r_eff, n, q, pa, x0, y0).
+def log_prior(
+    parameters: Float[Array, " P"], prior: dict | None, names=PHYSICAL
+) -> Float[Array, ""]:
+    """log prior density of physical `parameters` named `names` (one Sersic's by default:
+    magnitude, r_eff, n, q, pa, x0, y0).
 
-    `prior` maps names of `PHYSICAL` to numpyro distributions (e.g.
+    `prior` maps names to numpyro distributions (e.g.
     `SersicPrior().distributions(pixel_scale)`); a name left out is flat in magnitude, in
-    ln r_eff, n, q, pa, x0 or y0 (within what `Sersic` renders); None leaves all flat. A
+    ln r_eff, n, q, pa, x0 or y0 (within what `Sersic` renders, or its bounds); None leaves
+    all flat. A fixed parameter's prior is a constant. A
     value outside a distribution's support has density 0 (log -inf): NUTS rejects it, and
     a posterior that presses on a hard bound shows divergences.
     """
     prior = {} if prior is None else prior
     total = jnp.zeros((), parameters.dtype)
-    for index, name in enumerate(PHYSICAL):
+    for index, name in enumerate(names):
         value = parameters[index]
         if name not in prior:
-            if name == "r_eff":
+            if name == "r_eff" or name.endswith("_r_eff"):
                 total = total - jnp.log(value)
             continue
         distribution = prior[name]
@@ -113,37 +112,40 @@ def log_prior(parameters: Float[Array, " 7"], prior: dict | None) -> Float[Array
     return total
 
 
-def log_posterior(z, image, inverse_sigma, psf, grid: PixelGrid, zero_point, prior, forward):
+def log_posterior(
+    z, image, inverse_sigma, psf, grid: PixelGrid, zero_point, prior, forward, model=SERSIC
+):
     """Unnormalised log posterior density of one galaxy in the sampler's coordinates z.
 
-    `inverse_sigma` is 1 / sigma on usable pixels and 0 on the rest; `forward(galaxy, grid,
-    psf)` the model image (`fit_render` by default)."""
+    `inverse_sigma` is 1 / sigma on usable pixels and 0 on the rest; `forward(profiles,
+    grid, psf)` the model image of the `model`'s profiles (`fit_render` by default)."""
     # a trajectory gone non-finite (a divergence) is rejected, never rendered: rendering
     # would raise for the whole batch
     finite = jnp.all(jnp.isfinite(z))
     z = jnp.where(finite, z, 0.0)
-    model = forward(from_unconstrained(unconstrained_from_sampling(z), zero_point), grid, psf)
-    residuals = (model - image) * inverse_sigma
+    parameters = sampling_physical(z, model)
+    model_image = forward(model.profiles(parameters, zero_point), grid, psf)
+    residuals = (model_image - image) * inverse_sigma
     value = (
         -0.5 * jnp.sum(residuals * residuals)
-        + log_prior(sampling_physical(z), prior)
-        + log_jacobian(z)
+        + log_prior(parameters, prior, model.names)
+        + model.log_jacobian(z)
     )
     return jnp.where(finite & ~jnp.isnan(value), value, -jnp.inf)
 
 
-def laplace_whitening(z, image, inverse_sigma, psf, grid, zero_point, prior, forward):
-    """chol(H^-1) (7, 7): H = J^T J (J the Jacobian of the noise-scaled residuals at z: the
+def laplace_whitening(z, image, inverse_sigma, psf, grid, zero_point, prior, forward, model=SERSIC):
+    """chol(H^-1) (D, D): H = J^T J (J the Jacobian of the noise-scaled residuals at z: the
     Gauss-Newton curvature of the likelihood) + the diagonal curvature of the prior and
     Jacobian terms where positive (a prior narrower than the data, the shape's pull to
     q = 1) + 1e-6 (so that H is invertible where neither says anything)."""
 
     def residuals(z):
-        galaxy = from_unconstrained(unconstrained_from_sampling(z), zero_point)
-        return ((forward(galaxy, grid, psf) - image) * inverse_sigma).reshape(-1)
+        profiles = model.profiles(sampling_physical(z, model), zero_point)
+        return ((forward(profiles, grid, psf) - image) * inverse_sigma).reshape(-1)
 
     def prior_terms(z):
-        return log_prior(sampling_physical(z), prior) + log_jacobian(z)
+        return log_prior(sampling_physical(z, model), prior, model.names) + model.log_jacobian(z)
 
     jacobian = jax.jacfwd(residuals)(z)
     prior_curvature = jnp.clip(-jnp.diagonal(jax.hessian(prior_terms)(z)), 0.0, None)
@@ -158,14 +160,15 @@ def laplace_whitening(z, image, inverse_sigma, psf, grid, zero_point, prior, for
 
 
 class Posterior(NamedTuple):
-    """Per galaxy: `samples` (batch, chains, draws, 7) of `PHYSICAL` (magnitude, r_eff, n,
-    q, pa, x0, y0), the same draws in the sampler's coordinates `coordinates` (`SAMPLING`:
-    smooth, for r-hat and ESS), `divergences` after warm-up (batch,), `leapfrog_steps`
+    """Per galaxy: `samples` (batch, chains, draws, P) of the model's physical parameters
+    (one Sersic: `PHYSICAL`, magnitude, r_eff, n, q, pa, x0, y0), the same draws in the
+    sampler's coordinates `coordinates` (D of them; one Sersic: `SAMPLING`; smooth, for
+    r-hat and ESS), `divergences` after warm-up (batch,), `leapfrog_steps`
     (batch, chains): the gradient evaluations of the sampling phase, and the adapted
     `step_size` (batch, chains) in whitened coordinates."""
 
-    samples: Float[Array, "batch chains draws 7"]
-    coordinates: Float[Array, "batch chains draws 7"]
+    samples: Float[Array, "batch chains draws P"]
+    coordinates: Float[Array, "batch chains draws D"]
     divergences: Int[Array, " batch"]
     leapfrog_steps: Int[Array, "batch chains"]
     step_size: Float[Array, "batch chains"]
@@ -189,13 +192,15 @@ def sample_posterior(
     target_accept_prob: float = 0.8,
     dense_mass: bool = True,
     forward: Callable = fit_render,
+    model=SERSIC,
 ) -> Posterior:
-    """NUTS posterior samples of the Sersic parameters of every galaxy of a batch, at once.
+    """NUTS posterior samples of the parameters of every galaxy of a batch, at once.
 
     `images` (counts), `sigma` (per-pixel noise, counts) and `mask` (True where a pixel
     counts) as for `refine`; NaN/inf pixels or sigma <= 0 are left out. `psfs`: a batched
-    PSF, a (batch, k, k) kernel array, or None. `start`: refinement's result (`Refined`) or
-    its unconstrained coordinates u (batch, 7). `key`: a `jax.random` key, split over the
+    PSF, a (batch, k, k) kernel array, or None. `model`: what is fitted (one Sersic by
+    default; `jaxgal.fitting.models`). `start`: refinement's result (`Refined`) for that
+    model, or its unconstrained coordinates u (batch, D). `key`: a `jax.random` key, split over the
     galaxies by their index, or one key per galaxy (batch,) so that a galaxy's draws do
     not depend on the rest of the batch. `prior`: see `log_prior`. `forward(galaxy, grid,
     psf) -> image`: the forward model (`fit_render`: `render` with refinement's bandwidth;
@@ -207,9 +212,10 @@ def sample_posterior(
         raise ValueError(f"sample_posterior takes images (batch, ny, nx), got {images.shape}")
     count = images.shape[0]
     starts = jnp.asarray(getattr(start, "coordinates", start), images.dtype)
-    if starts.shape != (count, 7):
+    if starts.shape != (count, model.size):
         raise ValueError(
-            f"start must hold {count} galaxies' coordinates (batch, 7), got {starts.shape}"
+            f"start must hold {count} galaxies' coordinates (batch, {model.size}) of "
+            f"{model.coordinates}, got {starts.shape}"
         )
     if num_chains < 1 or num_samples < 1 or num_warmup < 0:
         raise ValueError(
@@ -225,7 +231,7 @@ def sample_posterior(
         usable_images,
         inverse_sigma,
         psfs,
-        sampling_from_unconstrained(starts),
+        model.to_sampling(starts),
         keys,
         jnp.asarray(pixel_scale, images.dtype),
         jnp.asarray(zero_point, images.dtype),
@@ -237,6 +243,7 @@ def sample_posterior(
         target_accept_prob=target_accept_prob,
         dense_mass=dense_mass,
         forward=forward,
+        model=model,
     )
 
 
@@ -262,6 +269,7 @@ def galaxy_keys(key, count: int):
         "target_accept_prob",
         "dense_mass",
         "forward",
+        "model",
     ),
 )
 def _sample_batch(
@@ -281,13 +289,14 @@ def _sample_batch(
     target_accept_prob,
     dense_mass,
     forward,
+    model,
 ):
     grid = PixelGrid(images.shape[1:], pixel_scale)
 
     def potential_fn_gen(image, weights, psf, centre, whitening):
         def potential(zeta):
             z = centre + whitening @ zeta
-            return -log_posterior(z, image, weights, psf, grid, zero_point, prior, forward)
+            return -log_posterior(z, image, weights, psf, grid, zero_point, prior, forward, model)
 
         return potential
 
@@ -295,7 +304,7 @@ def _sample_batch(
 
     def one_chain(key, data):
         start_key, init_key = jax.random.split(key)
-        zeta0 = jax.random.normal(start_key, (7,), starts.dtype)
+        zeta0 = jax.random.normal(start_key, (model.size,), starts.dtype)
         state = init_kernel(
             zeta0,
             num_warmup,
@@ -319,7 +328,9 @@ def _sample_batch(
 
     def one_galaxy(image, weights, psf, start, key):
         start = jnp.where(jnp.isfinite(start), start, 0.0)
-        whitening = laplace_whitening(start, image, weights, psf, grid, zero_point, prior, forward)
+        whitening = laplace_whitening(
+            start, image, weights, psf, grid, zero_point, prior, forward, model
+        )
         data = (image, weights, psf, start, whitening)
         chain_keys = jax.random.split(key, num_chains)
         zetas, divergences, steps, step_size = jax.vmap(one_chain, in_axes=(0, None))(
@@ -331,24 +342,27 @@ def _sample_batch(
     z, divergences, steps, step_size = jax.vmap(one_galaxy)(
         images, inverse_sigma, psfs, starts, keys
     )
-    return Posterior(sampling_physical(z), z, divergences, steps, step_size)
+    return Posterior(sampling_physical(z, model), z, divergences, steps, step_size)
 
 
-def posterior_intervals(samples: Float[np.ndarray, "batch chains draws 7"]) -> dict:
+def posterior_intervals(samples: Float[np.ndarray, "batch chains draws P"], periodic=(4,)) -> dict:
     """Per galaxy and parameter: `median`, `lower` (16 %) and `upper` (84 %) percentiles of
-    `samples` over chains and draws (batch, 7). pa (index 4) is periodic: its draws are
+    `samples` over chains and draws (batch, P). The position angles (`periodic`: indices,
+    one Sersic's pa by default; a model's `periodic`) have period 180: their draws are
     unwrapped around their circular mean before the percentiles, so a posterior straddling
     0/180 degrees gets an honest interval; the median is mapped back to [0, 180), the
     bounds stay continuous with it (the lower one may be < 0, the upper one >= 180)."""
     samples = np.asarray(samples, dtype=np.float64)
-    flat = samples.reshape(samples.shape[0], -1, samples.shape[-1])
-    angle = np.deg2rad(2.0 * flat[..., 4])
-    centre = 0.5 * np.rad2deg(np.arctan2(np.sin(angle).mean(1), np.cos(angle).mean(1)))
-    unwrapped = centre[:, None] + (flat[..., 4] - centre[:, None] + 90.0) % 180.0 - 90.0
-    flat = flat.copy()
-    flat[..., 4] = unwrapped
+    flat = samples.reshape(samples.shape[0], -1, samples.shape[-1]).copy()
+    for index in periodic:
+        angle = np.deg2rad(2.0 * flat[..., index])
+        centre = 0.5 * np.rad2deg(np.arctan2(np.sin(angle).mean(1), np.cos(angle).mean(1)))
+        flat[..., index] = (
+            centre[:, None] + (flat[..., index] - centre[:, None] + 90.0) % 180.0 - 90.0
+        )
     lower, median, upper = np.percentile(flat, [16.0, 50.0, 84.0], axis=1)
-    shift = np.floor(median[:, 4] / 180.0) * 180.0
-    for array in (lower, median, upper):
-        array[:, 4] -= shift
+    for index in periodic:
+        shift = np.floor(median[:, index] / 180.0) * 180.0
+        for array in (lower, median, upper):
+            array[:, index] -= shift
     return {"median": median, "lower": lower, "upper": upper}

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
-from jaxgal.fitting.coordinates import PHYSICAL, from_unconstrained, physical, to_unconstrained
+from jaxgal.fitting.coordinates import PHYSICAL
 from jaxgal.fitting.fisher import physical_covariance
+from jaxgal.fitting.models import SERSIC, SersicModel, sersic_values
 from jaxgal.fitting.noise_model import usable_pixels
 from jaxgal.grid import PixelGrid
 from jaxgal.light.psf import PixelPSF
@@ -42,33 +43,36 @@ FIT_BANDWIDTH = 2.5
 STRIDE = 10.0
 
 
-def fit_render(galaxy: Sersic, grid: PixelGrid, psf) -> Float[Array, "ny nx"]:
+def fit_render(profiles: Sersic | list[Sersic], grid: PixelGrid, psf) -> Float[Array, "ny nx"]:
     """`render` as the fits use it: the core's spectrum to `FIT_BANDWIDTH` for every PSF."""
-    return render(galaxy, grid, psf, bandwidth=FIT_BANDWIDTH)
+    return render(profiles, grid, psf, bandwidth=FIT_BANDWIDTH)
 
 
 class Refined(NamedTuple):
-    """Per galaxy: `parameters` (batch, 7) as `PHYSICAL` (magnitude, r_eff, n, q, pa, x0,
-    y0), their Laplace `errors` (batch, 7) and `covariance` (batch, 7, 7), `chi2`,
-    degrees of freedom `dof`, `reduced_chi2`, `converged`, `steps` taken, and the
-    unconstrained optimum `coordinates` (batch, 7)."""
+    """Per galaxy: `parameters` (batch, P) as the model's `names` (for one Sersic
+    `PHYSICAL`: magnitude, r_eff, n, q, pa, x0, y0), their Laplace `errors` (batch, P) and
+    `covariance` (batch, P, P) (zero for fixed parameters), `chi2`, degrees of freedom
+    `dof`, `reduced_chi2`, `converged`, `steps` taken, and the unconstrained optimum
+    `coordinates` (batch, D), D the model's free coordinates."""
 
-    parameters: Float[Array, "batch 7"]
-    errors: Float[Array, "batch 7"]
-    covariance: Float[Array, "batch 7 7"]
+    parameters: Float[Array, "batch P"]
+    errors: Float[Array, "batch P"]
+    covariance: Float[Array, "batch P P"]
     chi2: Float[Array, " batch"]
     dof: Float[Array, " batch"]
     reduced_chi2: Float[Array, " batch"]
     converged: Bool[Array, " batch"]
     steps: Float[Array, " batch"]
-    coordinates: Float[Array, "batch 7"]
+    coordinates: Float[Array, "batch D"]
 
-    def galaxies(self, zero_point) -> Sersic:
-        return from_unconstrained(self.coordinates, zero_point)
+    def galaxies(self, zero_point, model=SERSIC) -> Sersic | list[Sersic]:
+        """The fitted `Sersic` (batched); a list of components for a multi-component model."""
+        profiles = model.profiles(self.parameters, zero_point)
+        return profiles[0] if len(profiles) == 1 else profiles
 
-    def as_dict(self) -> dict[str, Array]:
+    def as_dict(self, names=PHYSICAL) -> dict[str, Array]:
         out = {}
-        for i, name in enumerate(PHYSICAL):
+        for i, name in enumerate(names):
             out[name] = self.parameters[:, i]
             out[name + "_err"] = self.errors[:, i]
         return {
@@ -79,14 +83,14 @@ class Refined(NamedTuple):
         }
 
 
-def _residual_function(grid: PixelGrid, zero_point, bandwidth: float):
+def _residual_function(grid: PixelGrid, zero_point, bandwidth: float, model=SERSIC):
     def residuals(u, data):
         image, inverse_sigma, psf = data
         # a solver step gone non-finite must flag this galaxy, not raise for the batch
         finite = jnp.all(jnp.isfinite(u))
-        galaxy = from_unconstrained(jnp.where(finite, u, 0.0), zero_point)
-        model = render(galaxy, grid, psf, bandwidth=bandwidth)
-        r = ((model - image) * inverse_sigma).reshape(-1)
+        profiles = model.profiles(model.physical(jnp.where(finite, u, 0.0)), zero_point)
+        model_image = render(profiles, grid, psf, bandwidth=bandwidth)
+        r = ((model_image - image) * inverse_sigma).reshape(-1)
         return jnp.where(finite, r, jnp.nan)
 
     return residuals
@@ -96,7 +100,7 @@ def refine_one(
     image: Float[Array, "ny nx"],
     sigma: Float[Array, "ny nx"],
     psf,
-    start: Float[Array, " 7"],
+    start: Float[Array, " D"],
     grid: PixelGrid,
     zero_point,
     mask: Bool[Array, "ny nx"] | None = None,
@@ -105,11 +109,13 @@ def refine_one(
     atol: float = ATOL,
     max_steps: int = 100,
     bandwidth: float = FIT_BANDWIDTH,
+    model=SERSIC,
 ) -> Refined:
-    """Refine one galaxy from unconstrained `start` (see `refine` for the arguments)."""
+    """Refine one galaxy from unconstrained `start` (the `model`'s coordinates; see `refine`
+    for the arguments)."""
     # pixels that are masked, not finite, or have no positive finite sigma do not count
     usable, image, inverse_sigma = usable_pixels(image, sigma, mask)
-    residuals = _residual_function(grid, zero_point, bandwidth)
+    residuals = _residual_function(grid, zero_point, bandwidth, model)
     data = (image, inverse_sigma, psf)
     # The solver works in z = (u - start) / scale, scale = 1 / sqrt(diag(J^T J)) at the
     # start: each coordinate in units of its (conditional) standard error, so the
@@ -137,9 +143,9 @@ def refine_one(
     r = residuals(u, data)
     chi2 = jnp.sum(r * r)
     dof = jnp.sum(usable) - u.shape[-1]
-    covariance = physical_covariance(jax.jacfwd(residuals)(u, data), u)
+    covariance = physical_covariance(jax.jacfwd(residuals)(u, data), u, model)
     errors = jnp.sqrt(jnp.diagonal(covariance))
-    parameters = physical(u)
+    parameters = model.physical(u)
     finite = jnp.all(jnp.isfinite(parameters)) & jnp.all(jnp.isfinite(errors)) & jnp.isfinite(chi2)
     converged = (solution.result == optx.RESULTS.successful) & finite
     return Refined(
@@ -159,7 +165,7 @@ def refine(
     images: Float[Array, "batch ny nx"],
     sigma: Float[Array, "batch ny nx"],
     psfs,
-    start: Sersic,
+    start,
     pixel_scale,
     zero_point,
     mask: Bool[Array, "batch ny nx"] | None = None,
@@ -169,8 +175,9 @@ def refine(
     max_steps: int = 100,
     bandwidth: float = FIT_BANDWIDTH,
     chunk_size: int | None = None,
+    model=SERSIC,
 ) -> Refined:
-    """Maximum-likelihood Sersic parameters of a batch of galaxies, all at once.
+    """Maximum-likelihood parameters of a batch of galaxies, all at once.
 
     `images` (counts), `sigma` (per-pixel noise, counts) and `mask` (True where a pixel
     counts) share the images' shape, any shape; `psfs` a batched PSF (`Moffat`, `Gaussian`
@@ -191,18 +198,24 @@ def refine(
     sigma = jnp.broadcast_to(jnp.asarray(sigma, images.dtype), images.shape)
     if psfs is not None and not hasattr(psfs, "transfer"):
         psfs = PixelPSF(jnp.asarray(psfs, images.dtype))
-    starts = to_unconstrained(start, zero_point)
-    if starts.shape != (images.shape[0], 7):
+    if isinstance(start, Sersic):
+        if not isinstance(model, SersicModel):
+            raise ValueError(f"a Sersic start is for a SersicModel; give {model.names} values")
+        start = sersic_values(start, zero_point)
+    start = jnp.asarray(start, images.dtype)
+    if start.shape != (images.shape[0], len(model.names)):
         raise ValueError(
-            f"start must be a Sersic batch of {images.shape[0]} galaxies, got {starts.shape[:-1]}"
+            f"start must hold {images.shape[0]} galaxies' {len(model.names)} parameters "
+            f"{model.names}, got shape {start.shape}"
         )
+    starts = model.unconstrained(model.with_constraints(start))
 
     if mask is None:
         mask = jnp.ones(images.shape, bool)
     count = images.shape[0]
     chunk = _chunk_size(chunk_size, count)
     arguments = (images, sigma, psfs, starts, jnp.asarray(mask, bool))
-    options = dict(rtol=rtol, atol=atol, max_steps=max_steps, bandwidth=bandwidth)
+    options = dict(rtol=rtol, atol=atol, max_steps=max_steps, bandwidth=bandwidth, model=model)
     pixel_scale = jnp.asarray(pixel_scale, images.dtype)
     zero_point = jnp.asarray(zero_point, images.dtype)
     # Chunks of one size, the last padded with copies of the last galaxy: one compilation
@@ -227,9 +240,21 @@ def _chunk_size(chunk_size, count):
     return int(min(chunk_size, count))
 
 
-@partial(jax.jit, static_argnames=("rtol", "atol", "max_steps", "bandwidth"))
+@partial(jax.jit, static_argnames=("rtol", "atol", "max_steps", "bandwidth", "model"))
 def _refine_chunk(
-    images, sigma, psfs, starts, mask, pixel_scale, zero_point, *, rtol, atol, max_steps, bandwidth
+    images,
+    sigma,
+    psfs,
+    starts,
+    mask,
+    pixel_scale,
+    zero_point,
+    *,
+    rtol,
+    atol,
+    max_steps,
+    bandwidth,
+    model,
 ):
     grid = PixelGrid(images.shape[1:], pixel_scale)
 
@@ -246,6 +271,7 @@ def _refine_chunk(
             atol=atol,
             max_steps=max_steps,
             bandwidth=bandwidth,
+            model=model,
         )
 
     return jax.vmap(one)(images, sigma, psfs, starts, mask)

@@ -43,7 +43,9 @@ class FitOptions:
     model when there is no noise or weight map; `max_steps` bounds refinement; the HMC
     methods draw `num_samples` after `num_warmup` in each of `num_chains` chains, with
     the key of shard s `jax.random.fold_in(jax.random.key(seed), s)` (so a resumed job
-    draws what an uninterrupted one would)."""
+    draws what an uninterrupted one would). `model`: "sersic" or "bulge+disc" (one
+    centre, or one a component with `shared_centre` False), with `fixed` ((name, value),
+    ...) and `bounds` ((name, low, high), ...) as in `jaxgal.fitting.models`."""
 
     method: str = "cnn+refine"
     preset: str = "kids"
@@ -58,6 +60,24 @@ class FitOptions:
     num_warmup: int = 500
     num_samples: int = 500
     num_chains: int = 4
+    model: str = "sersic"
+    fixed: tuple = ()
+    bounds: tuple = ()
+    shared_centre: bool = True
+
+    def fit_model(self):
+        """The `jaxgal.fitting.models` model these options name (errors name a bad one)."""
+        from jaxgal.fitting.models import BulgeDisc, SersicModel
+
+        fixed = {name: value for name, value in self.fixed}
+        bounds = {name: (low, high) for name, low, high in self.bounds}
+        if self.model == "sersic":
+            if not self.shared_centre:
+                raise ValueError("--free-centres is for --model bulge+disc")
+            return SersicModel(fixed=fixed, bounds=bounds)
+        if self.model == "bulge+disc":
+            return BulgeDisc(fixed=fixed, bounds=bounds, shared_centre=self.shared_centre)
+        raise ValueError(f"model must be sersic or bulge+disc, got {self.model!r}")
 
 
 def resolve_calibration(cutouts: ImageStack, options: FitOptions) -> dict:
@@ -146,6 +166,7 @@ def _fit_shard(inputs: FitInputs, shard: int, start: int, stop: int, options, ca
         read_noise=options.read_noise,
         sky=options.sky,
         max_steps=options.max_steps,
+        model=options.fit_model(),
         as_table=True,
         **extra,
     )
