@@ -1,5 +1,9 @@
 """Shared references for the tests: independent of jaxgal (scipy, GalSim)."""
 
+import os
+import shutil
+import tempfile
+
 import jax
 import numpy as np
 import pytest
@@ -7,6 +11,18 @@ import scipy.integrate as integrate
 import scipy.special as special
 
 jax.config.update("jax_enable_x64", True)
+# The suite's test workers (pytest-xdist, children of the controller) share one compilation
+# cache for this run, so a program compiled by one (refinement, rendering of a shape) is
+# loaded by the other; the controller removes it at the end.
+_RUN = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
+_CACHE = os.path.join(tempfile.gettempdir(), f"jaxgal-tests-{_RUN}")
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def pytest_sessionfinish(session):
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 def sersic_surface_brightness(flux, r_eff, n, q, pa, x0, y0):
