@@ -18,6 +18,9 @@ _RUN = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
 _CACHE = os.path.join(tempfile.gettempdir(), f"jaxgal-tests-{_RUN}")
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+# and the tests' subprocesses (a training run killed and resumed, the command line) too
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "1.0"
 
 
 def pytest_sessionfinish(session):

@@ -87,13 +87,14 @@ def test_gradient_of_a_batch_through_vmap():
     grid = jaxgal.PixelGrid((16, 16), 0.2)
     psf = jaxgal.Moffat(jnp.array([0.6, 0.9]), jnp.array([3.0, 4.0]))
 
+    @jax.jit
     def total(r_eff):
         batch = jaxgal.Sersic(jnp.ones(2), r_eff, jnp.array([1.0, 4.0]), 0.7, 0.0)
         images = jax.vmap(lambda g, p: jaxgal.render(g, grid, p))(batch, psf)
         return jnp.sum(images * jnp.arange(256.0).reshape(16, 16))
 
     r_eff = jnp.array([0.3, 0.5])
-    gradient = jax.grad(total)(r_eff)
+    gradient = jax.jit(jax.grad(total))(r_eff)
     step = 1e-6
     for i in range(2):
         e = jnp.zeros(2).at[i].set(step)

@@ -1,5 +1,7 @@
 """Known invariants: jit == eager, vmap == loop, light adds, flux is conserved, symmetry."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,17 @@ import jaxgal
 
 GRID = jaxgal.PixelGrid((24, 25), 0.1)
 PSF = jaxgal.Moffat(0.35, 3.0)
+
+
+@functools.cache
+def _jitted(shape, pixel_scale):
+    grid = jaxgal.PixelGrid(shape, pixel_scale)
+    return jax.jit(lambda model, psf: jaxgal.render(model, grid, psf))
+
+
+def draw(model, grid, psf=None):
+    """`render`, jitted once for a grid (eager rendering is slow, and checked above)."""
+    return _jitted(grid.shape, float(grid.pixel_scale))(model, psf)
 
 
 def test_jit_equals_eager():
@@ -34,8 +47,8 @@ def test_vmap_equals_loop():
 def test_light_of_a_sequence_adds(psf):
     bulge = jaxgal.Sersic(1.0, 0.1, 4.0, 0.8, 0.0)
     disc = jaxgal.Sersic(3.0, 0.6, 1.0, 0.3, 60.0)
-    both = jaxgal.render([bulge, disc], GRID, psf)
-    parts = jaxgal.render(bulge, GRID, psf) + jaxgal.render(disc, GRID, psf)
+    both = draw([bulge, disc], GRID, psf)
+    parts = draw(bulge, GRID, psf) + draw(disc, GRID, psf)
     np.testing.assert_allclose(np.asarray(both), np.asarray(parts), rtol=1e-12)
 
 
@@ -45,7 +58,7 @@ def test_light_of_a_sequence_adds(psf):
 def test_convolution_conserves_flux(psf):
     # a compact galaxy in the middle of a large stamp: all its light stays in the stamp
     galaxy = jaxgal.Sersic(5.0, 0.05, 1.0, 0.5, 30.0, 0.013, 0.0)
-    image = jaxgal.render(galaxy, jaxgal.PixelGrid((96, 96), 0.1), psf)
+    image = draw(galaxy, jaxgal.PixelGrid((96, 96), 0.1), psf)
     assert float(image.sum()) == pytest.approx(5.0, rel=2e-4)
 
 
@@ -53,16 +66,16 @@ def test_pixel_psf_conserves_flux():
     kernel = np.exp(-0.5 * ((np.arange(15) - 7)[:, None] ** 2 + (np.arange(15) - 7) ** 2) / 4.0)
     psf = jaxgal.PixelPSF(kernel / kernel.sum())
     galaxy = jaxgal.Sersic(5.0, 0.05, 1.0, 0.5, 30.0)
-    image = jaxgal.render(galaxy, jaxgal.PixelGrid((64, 64), 0.1), psf)
+    image = draw(galaxy, jaxgal.PixelGrid((64, 64), 0.1), psf)
     assert float(image.sum()) == pytest.approx(5.0, rel=2e-4)
 
 
 @pytest.mark.parametrize("psf", [None, PSF])
 def test_position_angle_is_periodic_and_mirrors(psf):
     grid = jaxgal.PixelGrid((25, 25), 0.1)
-    image = jaxgal.render(jaxgal.Sersic(1.0, 0.3, 2.0, 0.4, 25.0), grid, psf)
-    turned = jaxgal.render(jaxgal.Sersic(1.0, 0.3, 2.0, 0.4, 205.0), grid, psf)
-    mirrored = jaxgal.render(jaxgal.Sersic(1.0, 0.3, 2.0, 0.4, -25.0), grid, psf)
+    image = draw(jaxgal.Sersic(1.0, 0.3, 2.0, 0.4, 25.0), grid, psf)
+    turned = draw(jaxgal.Sersic(1.0, 0.3, 2.0, 0.4, 205.0), grid, psf)
+    mirrored = draw(jaxgal.Sersic(1.0, 0.3, 2.0, 0.4, -25.0), grid, psf)
     np.testing.assert_allclose(np.asarray(turned), np.asarray(image), atol=1e-12)
     # pa -> -pa is a mirror in y (rows) about the centre of an odd stamp; with a PSF the
     # lattice (a quarter cell off the pixel centres) is not mirror symmetric, so the two

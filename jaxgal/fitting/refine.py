@@ -1,11 +1,12 @@
 """Refinement: the maximum-likelihood Sersic of every galaxy of a batch at once.
 
 For one galaxy the residuals r = mask (model(u) - image) / sigma, u the unconstrained
-coordinates of `jaxgal.fitting.coordinates`, are minimised in least squares by
-optimistix's Levenberg-Marquardt (Jacobians by forward-mode autodiff through `render`);
-`refine` vmaps that over the batch inside one jit. Each galaxy gets its own status (never
-raised, `throw=False`): a galaxy whose solver did not converge, or whose result is not
-finite, is flagged `converged = False`, never silently returned as good.
+coordinates of the model (`jaxgal.fitting.models`), are minimised in least squares by
+Levenberg-Marquardt (`jaxgal.fitting.least_squares`; residuals and Jacobian in one
+forward-mode autodiff pass through `render`); `refine` vmaps that over a chunk of the batch
+inside one jit. Each galaxy gets its own status (never raised): a galaxy whose solver did
+not converge, or whose result is not finite, is flagged `converged = False`, never
+silently returned as good.
 
 Uncertainties are the Laplace (Gauss-Newton) approximation at the optimum: the covariance
 of u is (J^T J)^-1, J the Jacobian of the residuals, carried to the physical parameters by
@@ -19,11 +20,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
 from jaxgal.fitting.coordinates import PHYSICAL
 from jaxgal.fitting.fisher import physical_covariance
+from jaxgal.fitting.least_squares import levenberg_marquardt
 from jaxgal.fitting.models import SERSIC, SersicModel, sersic_values
 from jaxgal.fitting.noise_model import usable_pixels
 from jaxgal.grid import PixelGrid
@@ -40,7 +41,6 @@ ATOL = 1e-2
 # interpolant), 5x the cost, for changes below 2e-3 of the peak pixel (q >= 0.05, PSF FWHM
 # >= 2.3 pixels), smaller than the pixelised PSF's own error against the PSF it samples.
 FIT_BANDWIDTH = 2.5
-STRIDE = 10.0
 
 
 def fit_render(profiles: Sersic | list[Sersic], grid: PixelGrid, psf) -> Float[Array, "ny nx"]:
@@ -117,37 +117,20 @@ def refine_one(
     usable, image, inverse_sigma = usable_pixels(image, sigma, mask)
     residuals = _residual_function(grid, zero_point, bandwidth, model)
     data = (image, inverse_sigma, psf)
-    # The solver works in z = (u - start) / scale, scale = 1 / sqrt(diag(J^T J)) at the
-    # start: each coordinate in units of its (conditional) standard error, so the
-    # tolerances mean the same for a faint and a bright galaxy, and the damped normal
-    # equations are well scaled (Marquardt's scaling, fixed at the start).
-    curvature = jnp.sum(jax.jacfwd(residuals)(start, data) ** 2, axis=0)
-    usable_scale = jnp.isfinite(curvature) & (curvature > 0)
-    scale = jnp.where(usable_scale, jax.lax.rsqrt(jnp.where(usable_scale, curvature, 1.0)), 1.0)
-    # z in units of STRIDE standard errors: optimistix's first step is damped by lambda = 1
-    # against the unit diagonal of J^T J in z, i.e. by 1 / STRIDE^2 here, near Gauss-Newton
-    scale = STRIDE * scale
 
-    def scaled_residuals(z, data):
-        return residuals(start + scale * z, data)
+    def evaluate(u):
+        jacobian, r = jax.jacfwd(lambda u: (residuals(u, data),) * 2, has_aux=True)(u)
+        return r, jacobian
 
-    solution = optx.least_squares(
-        scaled_residuals,
-        optx.LevenbergMarquardt(rtol=rtol, atol=atol / STRIDE),
-        jnp.zeros_like(start),
-        args=data,
-        max_steps=max_steps,
-        throw=False,
-    )
-    u = start + scale * solution.value
-    r = residuals(u, data)
-    chi2 = jnp.sum(r * r)
+    solution = levenberg_marquardt(evaluate, start, rtol=rtol, atol=atol, max_steps=max_steps)
+    u = solution.u
+    chi2 = 2.0 * solution.cost
     dof = jnp.sum(usable) - u.shape[-1]
-    covariance = physical_covariance(jax.jacfwd(residuals)(u, data), u, model)
+    covariance = physical_covariance(solution.jacobian, u, model)
     errors = jnp.sqrt(jnp.diagonal(covariance))
     parameters = model.physical(u)
     finite = jnp.all(jnp.isfinite(parameters)) & jnp.all(jnp.isfinite(errors)) & jnp.isfinite(chi2)
-    converged = (solution.result == optx.RESULTS.successful) & finite
+    converged = solution.converged & finite
     return Refined(
         parameters,
         errors,
@@ -156,7 +139,7 @@ def refine_one(
         dof.astype(chi2.dtype),
         chi2 / dof,
         converged,
-        solution.stats["num_steps"],
+        solution.steps,
         u,
     )
 
