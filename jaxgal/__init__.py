@@ -9,7 +9,7 @@ from jaxgal.render.psf_image import draw_psf
 
 
 def __getattr__(name):
-    # the networks and the fitting pull in Flax and optimistix: import them when asked for
+    # the networks and the fitting pull in Flax and numpyro: import them when asked for
     if name == "GaLNet":
         from jaxgal.networks import GaLNet
 

@@ -5,7 +5,7 @@ filling the cutout and running off its edges, neighbours masked by pyimfit's mas
 35 x 35 Moffat PSF image that sums to 7.6 (both codes normalise it), and the same sigma map
 (the CCD model from the image's gain, read noise and subtracted sky). One Sersic, fitted by
 Imfit (pyimfit, Levenberg-Marquardt with finite differences) and by
-`jaxgal.fit(method="refine")` (optimistix, autodiff) from the same nearby start.
+`jaxgal.fit(method="refine")` (Levenberg-Marquardt, autodiff) from the same nearby start.
 
 The same chi-square needs the same model. Imfit's default takes the PSF image as the PSF
 and integrates the pixel itself; jaxgal takes a pixelised PSF as an effective PSF (the
