@@ -11,7 +11,9 @@ moments (`refine`) and sampled by NUTS from the optimum (`sample_posterior`) wit
 prior as the simulation (`--prior sersic`, so the 68 % intervals must contain the truths
 68 % of the time, within the binomial error) or a flat one (`--prior flat`). Writes
 report.json (coverage per parameter for HMC and Laplace, r-hat, ESS, divergences, timings)
-and a corner plot of the first galaxy. A tiny run: --galaxies 4 --warmup 30 --samples 30;
+and a corner plot of the first galaxy. Resumable: each batch's results are saved (atomically)
+in OUT/batches/ as it finishes, and a rerun with the same options skips the saved batches.
+A tiny run: --galaxies 4 --warmup 30 --samples 30;
 the run of the closing note (2-core CPU): --galaxies 200 --size 24 --warmup 150 --samples 150
 --chains 2 --batch 25.
 """
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -66,6 +70,12 @@ def coverage(truth, lower, upper, median):
     return inside
 
 
+def _write_atomically(path: Path, content: bytes):
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--galaxies", type=int, default=200)
@@ -91,10 +101,20 @@ def main():
     images, sigma, psfs, kernels, truth = simulate(simulation_key, preset, args.galaxies)
     prior = preset.galaxy.distributions(preset.pixel_scale) if args.prior == "sersic" else None
 
-    hmc_inside, laplace_inside, health, timings = [], [], [], []
-    first = None
+    batches = out / "batches"
+    batches.mkdir(exist_ok=True)
+    options = json.dumps({k: v for k, v in vars(args).items() if k != "out"}, sort_keys=True)
+    saved_options = batches / "options.json"
+    if saved_options.exists() and saved_options.read_text() != options:
+        raise SystemExit(f"{batches} holds batches of other options; delete it to start again")
+    _write_atomically(saved_options, options.encode())
+
     for begin in range(0, args.galaxies, args.batch):
         part = slice(begin, min(begin + args.batch, args.galaxies))
+        saved = batches / f"batch-{begin:06d}.npz"
+        if saved.exists():
+            print(f"galaxies {part.start}-{part.stop}: done before")
+            continue
         batch_psfs = jax.tree_util.tree_map(lambda leaf, part=part: leaf[part], psfs)
         start = time.perf_counter()
         refined = jax.block_until_ready(
@@ -126,26 +146,37 @@ def main():
         )
         hmc_seconds = time.perf_counter() - start
         intervals = posterior_intervals(posterior.samples)
-        hmc_inside.append(
-            coverage(truth[part], intervals["lower"], intervals["upper"], intervals["median"])
-        )
         values = np.asarray(refined.parameters)
         errors = np.asarray(refined.errors)
-        laplace_inside.append(coverage(truth[part], values - errors, values + errors, values))
         summary = convergence(posterior)
-        summary["leapfrog_steps"] = np.asarray(posterior.leapfrog_steps).sum(axis=1)
-        health.append(summary)
-        timings.append((part.stop - part.start, refine_seconds, hmc_seconds))
+        record = dict(
+            hmc_inside=coverage(
+                truth[part], intervals["lower"], intervals["upper"], intervals["median"]
+            ),
+            laplace_inside=coverage(truth[part], values - errors, values + errors, values),
+            leapfrog_steps=np.asarray(posterior.leapfrog_steps).sum(axis=1),
+            timing=np.array([part.stop - part.start, refine_seconds, hmc_seconds]),
+            first_samples=np.asarray(posterior.samples[0]),
+            **summary,
+        )
+        buffer = io.BytesIO()
+        np.savez(buffer, **record)
+        _write_atomically(saved, buffer.getvalue())
         print(
             f"galaxies {part.start}-{part.stop}: refine {refine_seconds:.1f} s (with compile), "
             f"HMC {hmc_seconds:.1f} s (with compile)"
         )
-        if first is None:
-            first = np.asarray(posterior.samples[0])
 
-    hmc_inside = np.concatenate(hmc_inside)
-    laplace_inside = np.concatenate(laplace_inside)
-    merged = {name: np.concatenate([h[name] for h in health]) for name in health[0]}
+    records = []
+    for path in sorted(batches.glob("batch-*.npz")):
+        with np.load(path) as record:
+            records.append({name: record[name] for name in record.files})
+    hmc_inside = np.concatenate([r["hmc_inside"] for r in records])
+    laplace_inside = np.concatenate([r["laplace_inside"] for r in records])
+    names = ("rhat_max", "ess_min", "divergences", "leapfrog_steps")
+    merged = {name: np.concatenate([r[name] for r in records]) for name in names}
+    timings = [tuple(r["timing"]) for r in records]
+    first = records[0]["first_samples"]
     count = args.galaxies
     binomial = float(np.sqrt(0.68 * 0.32 / count))
     # timings of batches after the first exclude compilation
@@ -169,7 +200,7 @@ def main():
             np.mean(merged["leapfrog_steps"]) / (args.chains * args.samples)
         ),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_atomically(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     corner_plot(first, truths=truth[0], path=out / "corner_first_galaxy.png")
     print(json.dumps(report, indent=2))
 

@@ -138,7 +138,9 @@ def laplace_whitening(z, image, inverse_sigma, psf, grid, zero_point, prior, for
     """chol(H^-1) (D, D): H = J^T J (J the Jacobian of the noise-scaled residuals at z: the
     Gauss-Newton curvature of the likelihood) + the diagonal curvature of the prior and
     Jacobian terms where positive (a prior narrower than the data, the shape's pull to
-    q = 1) + 1e-6 (so that H is invertible where neither says anything)."""
+    q = 1) + 1 (so that H is invertible where neither says anything, with a scale of at most
+    one unit of a coordinate: 1 magnitude, a factor e in r_eff, 1 arcsec, a logit's width;
+    a coordinate the data pin down has H >> 1, and NUTS adapts its mass matrix anyway)."""
 
     def residuals(z):
         profiles = model.profiles(sampling_physical(z, model), zero_point)
@@ -151,7 +153,7 @@ def laplace_whitening(z, image, inverse_sigma, psf, grid, zero_point, prior, for
     prior_curvature = jnp.clip(-jnp.diagonal(jax.hessian(prior_terms)(z)), 0.0, None)
     prior_curvature = jnp.where(jnp.isfinite(prior_curvature), prior_curvature, 0.0)
     identity = jnp.eye(z.shape[-1], dtype=z.dtype)
-    precision = jacobian.T @ jacobian + jnp.diag(prior_curvature) + 1e-6 * identity
+    precision = jacobian.T @ jacobian + jnp.diag(prior_curvature) + identity
     factor = jnp.linalg.cholesky(jnp.linalg.inv(precision))
     return jnp.where(jnp.all(jnp.isfinite(factor)), factor, identity)
 
@@ -211,7 +213,7 @@ def sample_posterior(
     if images.ndim != 3:
         raise ValueError(f"sample_posterior takes images (batch, ny, nx), got {images.shape}")
     count = images.shape[0]
-    starts = jnp.asarray(getattr(start, "coordinates", start), images.dtype)
+    starts = model.canonical(jnp.asarray(getattr(start, "coordinates", start), images.dtype))
     if starts.shape != (count, model.size):
         raise ValueError(
             f"start must hold {count} galaxies' coordinates (batch, {model.size}) of "

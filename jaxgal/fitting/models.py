@@ -313,6 +313,16 @@ class _Model:
                 )
         return self._join([block.inverse(columns) for block in self._blocks])
 
+    def canonical(self, u):
+        """u with its bounded coordinates clipped to [-PEG, PEG]: the same physical values
+        (a solver may run a coordinate pressing its bound far beyond PEG)."""
+        u = jnp.asarray(u)
+        parts = [
+            [jnp.clip(value, -PEG, PEG) for value in part] if isinstance(block, _Interval) else part
+            for block, part in zip(self._blocks, self._split(u), strict=True)
+        ]
+        return self._join(parts)
+
     def at_bound(self, u):
         """(..., size) True for the bounded coordinates of u that sit on a bound (|u| >= PEG:
         within 1.2e-4 of the range from it); n's range [0.3, 8] counts as a bound."""

@@ -123,7 +123,7 @@ def refine_one(
         return r, jacobian
 
     solution = levenberg_marquardt(evaluate, start, rtol=rtol, atol=atol, max_steps=max_steps)
-    u = solution.u
+    u = model.canonical(solution.u)
     chi2 = 2.0 * solution.cost
     dof = jnp.sum(usable) - u.shape[-1]
     covariance = physical_covariance(solution.jacobian, u, model)
