@@ -40,7 +40,7 @@ import numpy as np
 
 from jaxgal.fitting.models import SERSIC, BulgeDisc, SersicModel, sersic_values
 from jaxgal.fitting.moments import moments_start
-from jaxgal.fitting.noise_model import noise_sigma
+from jaxgal.fitting.noise_model import noise_sigma, usable_pixels
 from jaxgal.fitting.refine import refine
 from jaxgal.light.psf import PixelPSF
 from jaxgal.light.sersic import Sersic
@@ -208,10 +208,8 @@ def fit(
     if isinstance(model, BulgeDisc):
         columns.update(_bulge_disc_totals(np.asarray(result.parameters), result.covariance, model))
     columns["dof"] = np.asarray(result.dof)
-    usable = np.isfinite(images) & np.isfinite(np.asarray(sigma)) & (np.asarray(sigma) > 0)
-    if mask is not None:
-        usable &= np.asarray(mask, bool)
-    columns["n_masked"] = (~usable).sum(axis=(1, 2))
+    usable, _, _ = usable_pixels(jnp.asarray(images), sigma, jax_mask)
+    columns["n_masked"] = np.asarray(~usable).sum(axis=(1, 2))
     at_bound = np.any(np.asarray(model.at_bound(result.coordinates)), axis=-1)
     columns["flags"] = (
         np.where(columns["converged"], 0, FLAG_NOT_CONVERGED)

@@ -330,8 +330,8 @@ class _Model:
         flags = []
         for block, part in zip(self._blocks, self._split(u), strict=True):
             for value in part:
-                pegged = jnp.abs(value) >= PEG if isinstance(block, _Interval) else value != value
-                flags.append(pegged & jnp.isfinite(value))
+                bounded = isinstance(block, _Interval)
+                flags.append(bounded & (jnp.abs(value) >= PEG) & jnp.isfinite(value))
         return jnp.stack(flags, axis=-1)
 
     def to_sampling(self, u):
