@@ -1,6 +1,7 @@
 """jaxgal: differentiable physics for galaxy structure and strong lensing, in JAX."""
 
 from jaxgal.grid import PixelGrid
+from jaxgal.lensing import SIE, ExternalShear
 from jaxgal.light.psf import Gaussian, Moffat, PixelPSF
 from jaxgal.light.sersic import Sersic, sersic_bn
 from jaxgal.magnitudes import flux_to_magnitude, magnitude_to_flux
@@ -27,11 +28,13 @@ def __getattr__(name):
 
 __all__ = [
     "BulgeDisc",
+    "ExternalShear",
     "GaLNet",
     "Gaussian",
     "Moffat",
     "PixelGrid",
     "PixelPSF",
+    "SIE",
     "Sersic",
     "SersicModel",
     "draw_psf",
