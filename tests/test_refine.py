@@ -39,8 +39,11 @@ def test_recovers_noiseless_images_exactly():
     grid = jaxgal.PixelGrid((40, 44), 0.2)  # not square, not a preset's size
     truth = jaxgal.Sersic(**TRUTH)
     images = jax.vmap(lambda g, p: jaxgal.render(g, grid, p))(truth, PSFS)
-    result = refine(images, 1.0, PSFS, jaxgal.Sersic(**START), 0.2, 30.0)
+    result = refine(images, 1.0, PSFS, jaxgal.Sersic(**START), 0.2, 30.0, threads=2)
     assert bool(jnp.all(result.converged))
+    # galaxies solved in threads or one after the other: the same numbers
+    serial = refine(images, 1.0, PSFS, jaxgal.Sersic(**START), 0.2, 30.0, threads=1)
+    np.testing.assert_array_equal(np.asarray(serial.parameters), np.asarray(result.parameters))
     expected = np.stack(
         [
             30.0 - 2.5 * np.log10(TRUTH["flux"]),

@@ -20,11 +20,12 @@ the Fisher matrix of the forward model (autodiff Jacobian over the noise map),
 `model`: what is fitted (`jaxgal.fitting.models`): one Sersic by default, any of whose
 parameters can be fixed or bounded (`SersicModel(fixed={"n": 4.0})`), or `BulgeDisc()`, a
 Sersic bulge plus an exponential disc with their own size, q and pa and one centre (unless
-`shared_centre=False`), fitted by "refine", "cnn+refine" and the HMC methods: a one-Sersic
-fit from the CNN's (or the moments') answer is refined first, then split into a bulge and
-a disc (`BulgeDisc.start`) and refined again. Its columns are its parameters (bulge_*,
-disc_*, x0, y0), each magnitude's flux, and the total `magnitude` and bulge-to-total flux
-ratio `bt` with their errors (propagated through the covariance, or from the draws).
+`shared_centre=False`), fitted by "refine", "cnn+refine" and the HMC methods from two
+starts, the CNN's (or the moments') one-Sersic answer split into a bulge and a disc
+(`BulgeDisc.start`) and the same split of a one-Sersic fit from it, the better fit kept for
+each galaxy. Its columns are its parameters (bulge_*, disc_*, x0, y0), each magnitude's
+flux, and the total `magnitude` and bulge-to-total flux ratio `bt` with their errors
+(propagated through the covariance, or from the draws).
 
 For the HMC methods each parameter's column is its posterior median, `_err` half the width
 of the 16-84 % interval, `_lo` and `_hi` its ends, `_refined` and `_refined_err` the
@@ -35,6 +36,7 @@ diverged, or the sampler returned non-finite values.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -190,18 +192,13 @@ def fit(
         guess = start
     else:
         guess = moments_start(images, pixel_scale)
-    if isinstance(guess, Sersic):
-        begin = sersic_values(guess, zero_point)
-        if isinstance(model, BulgeDisc):
-            # one Sersic first: its fit places the light, the split starts near the answer
-            single = refine_from(begin, SERSIC)
-            good = single.converged[:, None] & jnp.all(jnp.isfinite(single.parameters), -1)[:, None]
-            begin = model.start(jnp.where(good, single.parameters, begin))
-        else:
-            begin = model.start(begin)
+    if isinstance(guess, Sersic) and isinstance(model, BulgeDisc):
+        result = _refine_bulge_disc(refine_from, sersic_values(guess, zero_point), model)
     else:
-        begin = jnp.asarray(guess)
-    result = refine_from(begin, model)
+        begin = guess
+        if isinstance(guess, Sersic):
+            begin = model.start(sersic_values(guess, zero_point))
+        result = refine_from(jnp.asarray(begin), model)
     values = {name: np.asarray(value) for name, value in result.as_dict(model.names).items()}
     columns.update(values)
     columns.update(_fluxes(values, model, zero_point))
@@ -273,6 +270,26 @@ def _fluxes(values: dict, model, zero_point) -> dict:
             if name + "_err" in values:
                 out[stem + "flux_err"] = flux * 0.4 * np.log(10.0) * values[name + "_err"]
     return out
+
+
+def _refine_bulge_disc(refine_from, guess, model: BulgeDisc):
+    """A bulge + disc refined from two starts, the better kept per galaxy: the split of
+    `guess` (one Sersic's values), and the split of a one-Sersic fit from `guess`. The fit
+    places the light well, but a one-Sersic fit of a bulge and a thin disc can run to a
+    large n and r_eff, from whose split the search finds a worse minimum (or none)."""
+    direct = refine_from(model.start(guess), model)
+    single = refine_from(guess, SERSIC)
+    good = single.converged[:, None] & jnp.all(jnp.isfinite(single.parameters), -1)[:, None]
+    refitted = refine_from(model.start(jnp.where(good, single.parameters, guess)), model)
+    # converged first, then the lower chi^2
+    better = (refitted.converged & ~direct.converged) | (
+        (refitted.converged == direct.converged) & (refitted.chi2 < direct.chi2)
+    )
+    return jax.tree.map(
+        lambda a, b: jnp.where(better.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+        refitted,
+        direct,
+    )
 
 
 def _totals(parameters, model: BulgeDisc):

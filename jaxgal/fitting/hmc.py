@@ -38,6 +38,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 from numpyro.infer.hmc import hmc
 
+from jaxgal.fitting._threads import default_threads, run_jobs
 from jaxgal.fitting.coordinates import PHYSICAL
 from jaxgal.fitting.models import SERSIC
 from jaxgal.fitting.noise_model import usable_pixels
@@ -195,6 +196,7 @@ def sample_posterior(
     dense_mass: bool = True,
     forward: Callable = fit_render,
     model=SERSIC,
+    threads: int | None = None,
 ) -> Posterior:
     """NUTS posterior samples of the parameters of every galaxy of a batch, at once.
 
@@ -207,7 +209,10 @@ def sample_posterior(
     not depend on the rest of the batch. `prior`: see `log_prior`. `forward(galaxy, grid,
     psf) -> image`: the forward model (`fit_render`: `render` with refinement's bandwidth;
     pass a stable function, it is static under jit). `num_warmup` steps adapt each chain's
-    step size and (dense) mass matrix; then `num_samples` draws per chain.
+    step size and (dense) mass matrix; then `num_samples` draws per chain. `threads`: on a
+    CPU (the default there: one per core) each chain runs on its own, in threads; with 1, all
+    chains of all galaxies run as one vectorised program (the default on an accelerator).
+    The draws do not depend on it.
     """
     images = jnp.asarray(images)
     if images.ndim != 3:
@@ -229,15 +234,9 @@ def sample_posterior(
     _, usable_images, inverse_sigma = usable_pixels(images, sigma, mask)
     if psfs is not None and not hasattr(psfs, "transfer"):
         psfs = PixelPSF(jnp.asarray(psfs, images.dtype))
-    return _sample_batch(
-        usable_images,
-        inverse_sigma,
-        psfs,
-        model.to_sampling(starts),
-        keys,
-        jnp.asarray(pixel_scale, images.dtype),
-        jnp.asarray(zero_point, images.dtype),
-        prior,
+    arguments = (usable_images, inverse_sigma, psfs, model.to_sampling(starts), keys)
+    constants = (jnp.asarray(pixel_scale, images.dtype), jnp.asarray(zero_point, images.dtype))
+    options = dict(
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
@@ -246,6 +245,34 @@ def sample_posterior(
         dense_mass=dense_mass,
         forward=forward,
         model=model,
+    )
+    if threads is None:
+        threads = default_threads()
+    if threads == 1:  # one vectorised run of every galaxy's chains (an accelerator's way)
+        return _sample_batch(*arguments, *constants, prior, 0, chain_count=num_chains, **options)
+
+    # A chain at a time, in threads: a vectorised NUTS step waits for the longest trajectory
+    # of the chains it holds, and XLA runs one chain's arrays on about one core of a CPU.
+    def one_chain(job):
+        galaxy, chain = job
+        part = jax.tree.map(lambda leaf: leaf[galaxy : galaxy + 1], arguments)
+        return _sample_batch(*part, *constants, prior, chain, chain_count=1, **options)
+
+    jobs = [(galaxy, chain) for galaxy in range(count) for chain in range(num_chains)]
+    runs = run_jobs(one_chain, jobs, threads)
+    by_galaxy = [runs[g * num_chains : (g + 1) * num_chains] for g in range(count)]
+    return Posterior(
+        samples=jnp.concatenate([jnp.concatenate([r.samples for r in g], 1) for g in by_galaxy]),
+        coordinates=jnp.concatenate(
+            [jnp.concatenate([r.coordinates for r in g], 1) for g in by_galaxy]
+        ),
+        divergences=jnp.stack([sum(r.divergences[0] for r in g) for g in by_galaxy]),
+        leapfrog_steps=jnp.concatenate(
+            [jnp.concatenate([r.leapfrog_steps for r in g], 1) for g in by_galaxy]
+        ),
+        step_size=jnp.concatenate(
+            [jnp.concatenate([r.step_size for r in g], 1) for g in by_galaxy]
+        ),
     )
 
 
@@ -267,6 +294,7 @@ def galaxy_keys(key, count: int):
         "num_warmup",
         "num_samples",
         "num_chains",
+        "chain_count",
         "max_tree_depth",
         "target_accept_prob",
         "dense_mass",
@@ -283,7 +311,9 @@ def _sample_batch(
     pixel_scale,
     zero_point,
     prior,
+    first_chain,
     *,
+    chain_count,
     num_warmup,
     num_samples,
     num_chains,
@@ -334,7 +364,10 @@ def _sample_batch(
             start, image, weights, psf, grid, zero_point, prior, forward, model
         )
         data = (image, weights, psf, start, whitening)
+        # chains first_chain .. first_chain + chain_count - 1 of num_chains: a chain's draws
+        # are the same whether it runs alone or with the others
         chain_keys = jax.random.split(key, num_chains)
+        chain_keys = jax.lax.dynamic_slice_in_dim(chain_keys, first_chain, chain_count)
         zetas, divergences, steps, step_size = jax.vmap(one_chain, in_axes=(0, None))(
             chain_keys, data
         )

@@ -35,7 +35,9 @@ def levenberg_marquardt(evaluate, start, *, rtol, atol, max_steps):
     = -J^T r at the best point so far: a lower cost is accepted (lambda / 3), a higher or
     non-finite one rejected (lambda x 4). It stops, converged, when a step moves every
     coordinate by less than `atol` of its standard error at the start (1 / sqrt(diag J^T J))
-    and changes the cost by less than `atol + rtol` of itself; or, not converged, after
+    and changes the cost by less than `atol + rtol` of itself, or when the Gauss-Newton step
+    from the best point would (so the minimum is within `atol` standard errors, with no
+    trial evaluated to confirm it); or, not converged, after
     `max_steps` evaluations or when the start itself is not finite. Returns the final state
     (`u`, `residuals`, `jacobian`, `cost` of the best point; `steps`; `converged`).
 
@@ -85,8 +87,18 @@ def levenberg_marquardt(evaluate, start, *, rtol, atol, max_steps):
         diagonal = jnp.maximum(diagonal, 1e-12 * jnp.max(diagonal) + jnp.finfo(dtype).tiny)
         gradient = best_jacobian.T @ best_r
         delta = jnp.linalg.solve(normal + damping * jnp.diag(diagonal), -gradient)
+        # At the best point, the undamped (Gauss-Newton) step and the decrease of the cost it
+        # predicts say how far the minimum still is: when both are below the tolerances the
+        # search stops there, without evaluating a trial it would not need.
+        newton = jnp.linalg.solve(normal + 1e-9 * jnp.diag(diagonal), -gradient)
+        predicted = -0.5 * jnp.dot(gradient, newton)
+        near = (
+            jnp.isfinite(best_cost)
+            & (jnp.max(jnp.abs(newton) / sigma) < atol)
+            & (predicted < atol + rtol * best_cost)
+        )
         steps = state.steps + 1
-        converged = small
+        converged = small | near
         done = converged | (steps >= max_steps) | (first & ~finite)
         return _Search(
             u, best_r, best_jacobian, best_cost, u + delta, damping, sigma, steps, converged, done

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from jaxgal.fitting._threads import run_jobs
 from jaxgal.fitting.coordinates import PHYSICAL
 from jaxgal.fitting.fisher import physical_covariance
 from jaxgal.fitting.least_squares import levenberg_marquardt
@@ -158,6 +159,7 @@ def refine(
     max_steps: int = 100,
     bandwidth: float = FIT_BANDWIDTH,
     chunk_size: int | None = None,
+    threads: int | None = None,
     model=SERSIC,
 ) -> Refined:
     """Maximum-likelihood parameters of a batch of galaxies, all at once.
@@ -173,7 +175,8 @@ def refine(
     `render` (`FIT_BANDWIDTH` by default, for every PSF). `chunk_size`: galaxies solved
     together by one vectorised solver, which runs until its slowest one converges (default:
     1 on a CPU, 256 on an accelerator); the chunks run in turn, compiled once for a shape
-    of image whatever the number of galaxies.
+    of image whatever the number of galaxies. `threads`: chunks solved at once (default:
+    the CPU's cores on a CPU, 1 on an accelerator); the results do not depend on it.
     """
     images = jnp.asarray(images)
     if images.ndim != 3:
@@ -201,21 +204,23 @@ def refine(
     options = dict(rtol=rtol, atol=atol, max_steps=max_steps, bandwidth=bandwidth, model=model)
     pixel_scale = jnp.asarray(pixel_scale, images.dtype)
     zero_point = jnp.asarray(zero_point, images.dtype)
+
     # Chunks of one size, the last padded with copies of the last galaxy: one compilation
-    # serves any number of galaxies.
-    results = []
-    for begin in range(0, count, chunk):
+    # serves any number of galaxies; on a CPU, chunks run at once in threads.
+    def solve(begin):
         rows = jnp.minimum(jnp.arange(begin, begin + chunk), count - 1)
-        part = jax.tree.map(lambda leaf, rows=rows: leaf[rows], arguments)
-        results.append(_refine_chunk(*part, pixel_scale, zero_point, **options))
+        part = jax.tree.map(lambda leaf: leaf[rows], arguments)
+        return _refine_chunk(*part, pixel_scale, zero_point, **options)
+
+    results = run_jobs(solve, range(0, count, chunk), threads)
     merged = jax.tree.map(lambda *parts: jnp.concatenate(parts)[:count], *results)
     return Refined(*merged)
 
 
 def _chunk_size(chunk_size, count):
     if chunk_size is None:
-        # On a CPU one galaxy's arrays already fill the cores, and a vectorised solver runs
-        # until its slowest galaxy converges (1.5x slower for 16 KiDS galaxies at once); an
+        # On a CPU a vectorised solver runs until its slowest galaxy converges (1.5x slower
+        # for 16 KiDS galaxies at once), so galaxies go one by one, a thread per core; an
         # accelerator needs many galaxies at once.
         chunk_size = 1 if jax.default_backend() == "cpu" else 256
     if chunk_size < 1:
