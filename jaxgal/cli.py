@@ -4,6 +4,8 @@
     jaxgal gallery [--out out/gallery.png]
     jaxgal simulate --preset kids --count 100 --seed 0 --out sim/
     jaxgal fit sim/cutouts.fits --psf sim/psfs.fits --noise sim/sigma.fits --out catalog.fits
+    jaxgal fit 'tiles/*.fits' --psf '{dir}/{stem}_psf.fits' --workers 8 --out catalog.fits
+    jaxgal status catalog.fits
 
 `demo` runs the loop simulate -> CNN -> refine -> HMC on a built-in default and prints
 its speed and accuracy (`jaxgal.demo`). `gallery` renders galaxies drawn across the
@@ -11,12 +13,15 @@ supported range (n from 0.3 to 8, q from 0.05 to 1, r_eff from a tenth of a pixe
 of the stamp) in a KiDS-like setting (0.2 arcsec pixels, Moffat seeing) and an HST-like
 one (0.05 arcsec pixels, a pixelised PSF), as a PNG. `simulate` writes a simulated test
 set with its truths (`jaxgal.io.simulated_set`); `fit` fits FITS cutouts as a resumable job
-(`jaxgal.io.fit_job`) and writes a catalogue.
+(`jaxgal.io.fit_job`), on a dask cluster (`jaxgal.io.cluster`) or in this process, and
+writes a catalogue; `status` says how far such a job is.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -199,13 +204,18 @@ def fit(
         typer.Argument(
             metavar="CUTOUTS",
             help="cutouts in counts, sky-subtracted: a FITS cube (count, ny, nx), one 2-d "
-            "image, or a directory of FITS files (one cutout each, sorted by name)",
+            "image, a directory of FITS files (one cutout each, sorted by name), a quoted "
+            "glob of FITS cubes or cutout files, or a text file listing them (one a line; "
+            "a first line 'cutouts psf noise weight mask' names columns of maps)",
         ),
     ],
     out: Annotated[Path, typer.Option(help="the catalogue: FITS, or Parquet for a .parquet name")],
     psf: Annotated[
         Path | None,
-        typer.Option(help="PSF stamps (odd sides): one per cutout, or one for all"),
+        typer.Option(
+            help="PSF stamps (odd sides): one per cutout, or one for all; for a glob or list "
+            "also a naming rule, e.g. '{dir}/{stem}_psf.fits' (also for the other maps)"
+        ),
     ] = None,
     noise: Annotated[
         Path | None, typer.Option(help="sigma maps (counts, > 0): one per cutout or one for all")
@@ -237,7 +247,13 @@ def fit(
         ),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="cutouts a shard: fitted at once, saved as one part")
+        int,
+        typer.Option(
+            "--batch-size",
+            "--shard-size",
+            min=1,
+            help="cutouts a shard: fitted at once, saved as one part",
+        ),
     ] = 256,
     gain: Annotated[
         float | None,
@@ -269,18 +285,54 @@ def fit(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing catalogue")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="worker processes of a dask LocalCluster, one thread each; 0 fits in this "
+            "process [default: one per core; in this process for a job of one shard]",
+        ),
+    ] = None,
+    serial: Annotated[
+        bool, typer.Option("--serial", help="fit in this process, shard after shard")
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="join the running dask cluster at this address (tcp://HOST:8786)"),
+    ] = None,
+    scheduler_file: Annotated[
+        Path | None, typer.Option(help="join the running dask cluster of this scheduler file")
+    ] = None,
+    slurm: Annotated[
+        Path | None,
+        typer.Option(
+            help="start the workers as SLURM jobs (dask-jobqueue), as this YAML file says "
+            "(examples/slurm.yaml)"
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="--slurm: SLURM jobs of workers")] = 1,
+    retries: Annotated[
+        int, typer.Option(min=0, help="dask: times a shard whose fit raised is tried again")
+    ] = 2,
 ):
     """Fit Sersic profiles to FITS cutouts and write a catalogue, one row per cutout in
     input order. Resumable: the job works in shards saved in OUT.parts/, and a rerun skips
-    the shards that are done."""
+    the shards that are done. The shards run on dask: a LocalCluster on this machine's
+    cores, or a running cluster (--scheduler); --serial fits them in this process."""
     from jaxgal.fitting.api import METHODS
     from jaxgal.io.fit_job import FitOptions, run_fit_job
-    from jaxgal.io.inputs import open_fit_inputs
+    from jaxgal.io.input_list import open_inputs
 
     try:
         if method not in METHODS:
             raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-        inputs = open_fit_inputs(cutouts, psf=psf, noise=noise, weight=weight, mask=mask)
+        joins = scheduler is not None or scheduler_file is not None or slurm is not None
+        if (serial or workers == 0) and (joins or workers):
+            raise ValueError(
+                "--serial (or --workers 0) fits in this process: no --workers, --scheduler "
+                "or --slurm"
+            )
+        inputs = open_inputs(cutouts, psf=psf, noise=noise, weight=weight, mask=mask)
         options = FitOptions(
             method=method,
             preset=preset,
@@ -301,6 +353,22 @@ def fit(
             shared_centre=not free_centres,
         )
         options.fit_model()  # a bad model fails here, before any file is opened
+        in_process = serial or workers == 0
+        if not in_process and workers is None and not joins:
+            # a job of one shard, or one core, has nothing to share out
+            in_process = inputs.count <= batch_size or (os.cpu_count() or 1) < 2
+        run_shards = None
+        if not in_process:
+            from jaxgal.io.cluster import ClusterOptions, dask_shard_runner
+
+            where = ClusterOptions(
+                workers=workers,
+                scheduler=scheduler,
+                scheduler_file=None if scheduler_file is None else str(scheduler_file),
+                slurm_config=None if slurm is None else str(slurm),
+                jobs=jobs,
+            )
+            run_shards = dask_shard_runner(where, retries=retries)
         run_fit_job(
             inputs,
             options,
@@ -309,9 +377,56 @@ def fit(
             overwrite=overwrite,
             progress=progress,
             log=lambda line: typer.echo(line, err=True),
+            run_shards=run_shards,
+            command_line=shlex.join(sys.argv),
         )
     except ValueError as error:
         _fail("fit", error)
+
+
+@app.command(short_help="How far a fit job is: shards done, running, failed.")
+def status(
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="the catalogue of the job (its --out)")
+    ],
+):
+    """Print how many shards of the job writing OUT are done, running, failed and pending,
+    and why the failed ones failed. Only part files mark a shard done; a claim left by a
+    worker that was killed shows as stale."""
+    from jaxgal.io.provenance import provenance_path
+    from jaxgal.io.shards import (
+        done_shards,
+        read_job_info,
+        shard_ranges,
+        shard_status,
+        work_directory_for,
+    )
+
+    work_directory = work_directory_for(out)
+    if not work_directory.is_dir():
+        if out.exists():
+            typer.echo(f"{out}: complete (no work directory {work_directory})")
+            if provenance_path(out).exists():
+                typer.echo(f"  its record: {provenance_path(out)}")
+            return
+        _fail("status", ValueError(f"no job writes {out}: neither it nor {work_directory}"))
+    info = read_job_info(work_directory)
+    if "shards" not in info:
+        _fail("status", ValueError(f"{work_directory} has no job.json: a job of an older jaxgal"))
+    counts = shard_status(work_directory, info["shards"])
+    ranges = shard_ranges(info["rows"], info["shard_size"])
+    finished = done_shards(work_directory, info["shards"])
+    rows = sum(stop - start for shard, (start, stop) in enumerate(ranges) if shard in finished)
+    typer.echo(
+        f"{out}: {counts['done']} of {counts['shards']} shards done ({rows} of "
+        f"{info['rows']} galaxies), {counts['running']} running, {counts['failed']} failed, "
+        f"{counts['pending']} pending"
+        + (f", {counts['stale']} claimed by workers now gone" if counts["stale"] else "")
+    )
+    for shard, record in list(counts["failures"].items())[:10]:
+        typer.echo(f"  shard {shard} failed: {record.get('reason', 'no reason recorded')}")
+    if counts["failed"] > 10:
+        typer.echo(f"  ... and {counts['failed'] - 10} more failed shards")
 
 
 def _fixed_option(text: str) -> tuple[str, float]:

@@ -157,7 +157,7 @@ def test_options_reach_jaxgal_fit(tmp_path, monkeypatch, rng):
     weight = np.ones((3, 16, 16))
     weight[1, 2, 3] = 0.0
     fits.PrimaryHDU(weight).writeto(tmp_path / "weight.fits")
-    common = ["fit", tmp_path / "cutouts.fits", "--method", "refine", "--no-progress"]
+    common = ["fit", tmp_path / "cutouts.fits", "--method", "refine", "--no-progress", "--serial"]
     result = invoke(*common, "--weight", tmp_path / "weight.fits", "--batch-size", 2,
                     "--max-steps", 7, "--out", tmp_path / "a.fits")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -266,7 +266,8 @@ def test_killed_job_resumes_without_loss_or_rework(tmp_path, monkeypatch, rng):
     fits.PrimaryHDU(images, fits.Header({"MAGZERO": 27.0})).writeto(tmp_path / "cutouts.fits")
     fits.PrimaryHDU(psfs).writeto(tmp_path / "psfs.fits")
     args = ["fit", tmp_path / "cutouts.fits", "--psf", tmp_path / "psfs.fits",
-            "--method", "refine", "--gain", 2.0, "--batch-size", 1, "--no-progress"]  # fmt: skip
+            "--method", "refine", "--gain", 2.0, "--batch-size", 1, "--no-progress",
+            "--serial"]  # fmt: skip
     reference = tmp_path / "reference.fits"
     assert invoke(*args, "--out", reference).exit_code == 0
 

@@ -5,8 +5,13 @@
 - `inputs`: `open_fit_inputs`, the cutouts with their PSFs, noise, weight and mask maps,
   checked against each other and read in row ranges.
 - `catalog`: astropy Tables written atomically as FITS or Parquet.
-- `shards`: a job in shards of rows, each done when its part file exists.
+- `input_list`: `open_inputs`, many files in one job: a glob or a list of cubes and
+  cutout files, each with its maps by a naming rule or a column of the list.
+- `shards`: a job in shards of rows, each done when its part file exists; claims and
+  failure records for `jaxgal status`.
 - `fit_job`: `run_fit_job`, `jaxgal fit` as a resumable job.
+- `cluster`, `shard_worker`: the shards on a dask cluster (a LocalCluster, a running one,
+  or SLURM jobs), each worker compiling once; `provenance`: what made a catalogue.
 - `simulated_set`: `write_simulated_set`, `jaxgal simulate`'s test set with its truths.
 """
 

@@ -2,9 +2,11 @@
 
 The cutouts are split into shards of `batch_size` rows; each shard is fitted by one call of
 `jaxgal.fit` and written as a part file (`jaxgal.io.shards`), so a killed job resumes where
-it stopped. The catalogue has one row per cutout in input order: its `index`, for a
-directory its `file` name, then `jaxgal.fit`'s columns (parameters named and in the units
-of `Sersic`, their `_err`, fit statistics, `n_masked`, `flags`).
+it stopped. The shards run in this process, or on a dask cluster (`jaxgal.io.cluster`).
+The catalogue has one row per cutout in input order: its `index`, for a directory its
+`file` name (for a glob or list of files, `jaxgal.io.input_list`, its `file` path and
+`plane`), then `jaxgal.fit`'s columns (parameters named and in the units of `Sersic`, their
+`_err`, fit statistics, `n_masked`, `flags`).
 
 The zero point and pixel scale are the options' when given, else the cutouts' headers'
 (MAGZERO / ZEROPNT; WCS / PIXSCALE), else the preset's.
@@ -21,17 +23,25 @@ import numpy as np
 
 from jaxgal.io.catalog import catalog_format, remove_temporary_files, write_table_atomically
 from jaxgal.io.fits import ImageStack
-from jaxgal.io.inputs import FitInputs
+from jaxgal.io.input_list import InputList
+from jaxgal.io.inputs import FitInputs, FitRows
+from jaxgal.io.provenance import write_provenance
 from jaxgal.io.shards import (
+    clear_markers,
     combine_parts,
     done_shards,
+    failed_shards,
     open_work_directory,
     shard_ranges,
     work_directory_for,
+    write_job_info,
     write_part,
 )
 
 CONFIG_VERSION = 1
+# the catalogue's flag of the rows of a shard that failed (its input could not be read, or
+# its fit kept failing): the bits below are `jaxgal.fit`'s
+FLAG_SHARD_FAILED = 16
 
 
 @dataclass(frozen=True)
@@ -134,16 +144,23 @@ def job_configuration(inputs: FitInputs, options: FitOptions, calibration: dict)
         "version": CONFIG_VERSION,
         "options": asdict(options),
         "calibration": calibration,
-        "inputs": {role: describe_input(stack) for role, stack in inputs.stacks().items()},
+        "inputs": inputs.describe()
+        if isinstance(inputs, InputList)
+        else {role: describe_input(stack) for role, stack in inputs.stacks().items()},
     }
 
 
 def _fit_shard(inputs: FitInputs, shard: int, start: int, stop: int, options, calibration, network):
+    rows = inputs.rows(start, stop)
+    return label_rows(fit_rows(rows, shard, options, calibration, network), rows, start)
+
+
+def fit_rows(rows: FitRows, shard: int, options: FitOptions, calibration: dict, network):
+    """`jaxgal.fit` on the rows of shard `shard` (its HMC key from the seed and `shard`)."""
     import jax
 
     import jaxgal
 
-    rows = inputs.rows(start, stop)
     extra = {} if network is None else {"network": network}
     if options.method.endswith("hmc"):
         extra.update(
@@ -170,9 +187,35 @@ def _fit_shard(inputs: FitInputs, shard: int, start: int, stop: int, options, ca
         as_table=True,
         **extra,
     )
-    table["index"] = np.arange(start, stop)
+    return table
+
+
+def label_rows(table, rows: FitRows, start: int):
+    """`table`, the fit of `rows`, with each row's job `index` (from `start`) and, where
+    known, its `file` and `plane`."""
+    table["index"] = np.arange(start, start + len(table))
+    position = table.colnames.index("index") + 1
     if rows.files is not None:
-        table.add_column(rows.files, name="file", index=table.colnames.index("index") + 1)
+        table.add_column(rows.files, name="file", index=position)
+        position += 1
+    if rows.planes is not None:
+        table.add_column(rows.planes, name="plane", index=position)
+    return table
+
+
+def failed_rows(inputs, start: int, stop: int, reason: str):
+    """The catalogue rows of a shard that failed: `index`, `file` / `plane` where known,
+    `flags` FLAG_SHARD_FAILED and the `failure` reason; the fit's columns are left masked."""
+    from astropy.table import Table
+
+    table = Table({"index": np.arange(start, stop)})
+    if isinstance(inputs, InputList):
+        files, planes = inputs.labels(start, stop)
+        table["file"], table["plane"] = files, planes
+    elif inputs.cutouts.files is not None:
+        table["file"] = inputs.cutouts.names(start, stop)
+    table["flags"] = np.full(stop - start, FLAG_SHARD_FAILED)
+    table["failure"] = [reason] * (stop - start)
     return table
 
 
@@ -210,7 +253,7 @@ def _fit_shards(inputs, options, calibration, work_directory, ranges, progress, 
 
 
 def run_fit_job(
-    inputs: FitInputs,
+    inputs: FitInputs | InputList,
     options: FitOptions,
     output,
     *,
@@ -218,10 +261,20 @@ def run_fit_job(
     overwrite: bool = False,
     progress: bool = True,
     log=print,
+    run_shards=None,
+    command_line: str | None = None,
 ):
     """Fit every cutout of `inputs` and write the catalogue to `output` (FITS, or Parquet
     for a .parquet name) atomically; resumes from the work directory next to `output`.
-    Returns the catalogue (an astropy Table)."""
+    Returns the catalogue (an astropy Table).
+
+    `run_shards(inputs, options, calibration, work_directory, ranges, progress, log)` fits
+    the shards not done yet: in this process one after the other by default, or on a dask
+    cluster (`jaxgal.io.cluster.dask_shard_runner`), which records a shard whose input
+    cannot be read as failed and goes on. The rows of failed shards are in the catalogue,
+    flagged FLAG_SHARD_FAILED with the reason in a `failure` column, and the work directory
+    is kept so that a rerun fits them again. Beside the catalogue, `OUTPUT.json` records
+    the code version, the configuration and `command_line`."""
     output = Path(output)
     catalog_format(output)
     work_directory = work_directory_for(output)
@@ -240,14 +293,32 @@ def run_fit_job(
     fresh = not work_directory.exists()
     open_work_directory(work_directory, config)
     ranges = shard_ranges(inputs.count, options.batch_size)
+    done = done_shards(work_directory, len(ranges))
+    clear_markers(work_directory, (shard for shard in range(len(ranges)) if shard not in done))
+    write_job_info(
+        work_directory,
+        {
+            "shards": len(ranges),
+            "rows": inputs.count,
+            "shard_size": options.batch_size,
+            "command_line": command_line,
+            "output": str(output),
+        },
+    )
+    run_shards = _fit_shards if run_shards is None else run_shards
     try:
-        _fit_shards(inputs, options, calibration, work_directory, ranges, progress, log)
+        run_shards(inputs, options, calibration, work_directory, ranges, progress, log)
     except BaseException:
         # a job that failed before finishing a shard leaves nothing behind to resume from
         if fresh and not done_shards(work_directory, len(ranges)):
             shutil.rmtree(work_directory, ignore_errors=True)
         raise
-    catalog = combine_parts(work_directory, len(ranges), inputs.count)
+    failures = failed_shards(work_directory, len(ranges))
+    standins = {
+        shard: failed_rows(inputs, *ranges[shard], record.get("reason", "unknown"))
+        for shard, record in failures.items()
+    }
+    catalog = combine_parts(work_directory, len(ranges), inputs.count, standins)
     catalog.meta.clear()
     catalog.meta.update(
         {
@@ -259,7 +330,20 @@ def run_fit_job(
         }
     )
     write_table_atomically(catalog, output)
-    if not keep_parts:
+    write_provenance(
+        output,
+        config,
+        command_line=command_line,
+        shards=len(ranges),
+        failed={shard: record.get("reason") for shard, record in failures.items()},
+    )
+    if failures:
+        rows = sum(len(table) for table in standins.values())
+        log(
+            f"{len(failures)} shards failed ({rows} rows flagged {FLAG_SHARD_FAILED}, the reason "
+            f"in the column 'failure'); {work_directory} is kept: rerun to fit them again"
+        )
+    elif not keep_parts:
         shutil.rmtree(work_directory)
     remove_temporary_files(output.parent, output.name)
     log(f"catalogue of {len(catalog)} rows written to {output}")

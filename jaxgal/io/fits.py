@@ -131,6 +131,16 @@ def _image_hdu(hdus, path: Path, what: str):
     raise InputError(f"{what} {path}: no image in any HDU (a table or an empty file)")
 
 
+def _pixels(hdu, path: Path, what: str):
+    """The HDU's data; a file cut short or damaged past its header is named in the error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy's "may have been truncated": raised below
+            return hdu.data
+    except Exception as error:  # astropy raises OSError, ValueError, TypeError... for junk
+        raise InputError(f"{what} {path}: the pixels cannot be read ({error})") from None
+
+
 def _image_shape(hdu, path: Path, what: str) -> tuple[int, ...]:
     try:
         return tuple(int(side) for side in hdu.shape)
@@ -174,7 +184,7 @@ class ImageStack:
         if self.files is not None:
             return np.stack([self._read_file(file) for file in self.files[start:stop]])
         with _open(self.path, self.what) as hdus:
-            data = _image_hdu(hdus, self.path, self.what).data
+            data = _pixels(_image_hdu(hdus, self.path, self.what), self.path, self.what)
             if data is None:
                 raise InputError(f"{self.what} {self.path}: the image HDU holds no data")
             rows = data[None] if data.ndim == 2 else data[start:stop]
@@ -182,7 +192,7 @@ class ImageStack:
 
     def _read_file(self, file: Path) -> np.ndarray:
         with _open(file, self.what) as hdus:
-            data = _image_hdu(hdus, file, self.what).data
+            data = _pixels(_image_hdu(hdus, file, self.what), file, self.what)
             if data is None or data.shape != self.shape:
                 raise InputError(f"{self.what} {file}: changed since it was opened")
             return np.array(data, dtype=np.float64)
@@ -259,5 +269,5 @@ def _check_same_facts(facts: HeaderFacts, other: HeaderFacts, first, file, what)
         if (a is None) != (b is None) or (a is not None and not np.isclose(a, b, rtol=1e-6)):
             raise InputError(
                 f"{what} {file}: {name} {b} from its header, but {first} has {a}; the "
-                "files of one directory must share pixel scale and zero point"
+                "files of one directory (or list) must share pixel scale and zero point"
             )

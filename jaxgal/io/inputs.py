@@ -30,7 +30,8 @@ class FitRows(NamedTuple):
     """Rows start..stop of every input, as `jaxgal.fit` takes them: `images` (rows, ny,
     nx); `psf_images` (rows, k, k) or None; `noise`, `weight` (rows, ny, nx) or None;
     `mask` (rows, ny, nx) True where a pixel counts, or None; `files`: the cutouts' file
-    names (a directory) or None."""
+    names (a directory) or None; `planes`: each row's plane in its file (a list of cubes,
+    `jaxgal.io.input_list`) or None."""
 
     images: np.ndarray
     psf_images: np.ndarray | None
@@ -38,6 +39,7 @@ class FitRows(NamedTuple):
     weight: np.ndarray | None
     mask: np.ndarray | None
     files: list[str] | None
+    planes: list[int] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,16 @@
 
 The work directory (next to the output: `catalog.fits.parts/`) holds `config.json`, the
 job's configuration, and `part-000000.fits`, ... one per finished shard, each written
-atomically. A shard is done exactly when its part file exists (there are no start
-markers), so a killed job loses at most the shards it was working on, and a rerun skips
-the done ones. A work directory refuses to serve a job with another configuration. At the
-end the parts are combined, in row order, into the output.
+atomically. A shard is done exactly when its part file exists, so a killed job loses at
+most the shards it was working on, and a rerun skips the done ones. A work directory
+refuses to serve a job with another configuration. At the end the parts are combined, in
+row order, into the output.
+
+Beside the parts, for `jaxgal status`: `job.json` (shard and row counts, the command
+line), `running-000000.json` while a worker fits a shard (its host, process and start
+time: a claim, which a rerun ignores, since a killed worker leaves its claim behind) and
+`failed-000000.json` for a shard whose input could not be read or whose fit kept failing
+(the reason). Neither marks a shard done: a rerun redoes every shard without a part.
 
 Each shard depends on its rows alone, so shards can be computed in any order or place (a
 cluster's workers) and combined by whoever finishes last.
@@ -14,15 +20,25 @@ cluster's workers) and combined by whoever finishes last.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
 
 from jaxgal._files import write_text_atomically
-from jaxgal.io.catalog import read_table, remove_temporary_files, write_table_atomically
+from jaxgal.io.catalog import (
+    atomic_path,
+    read_table,
+    remove_temporary_files,
+    write_table_atomically,
+)
 
 CONFIG_NAME = "config.json"
+JOB_NAME = "job.json"
 PART_GLOB = "part-*.fits"
+FAILURE_PREFIX = "failed"
+CLAIM_PREFIX = "running"
 
 
 class ConfigurationMismatch(ValueError):
@@ -91,16 +107,23 @@ def write_part(work_directory, shard: int, table) -> Path:
     return write_table_atomically(table, part_path(work_directory, shard))
 
 
-def combine_parts(work_directory, shard_count: int, row_count: int):
+def combine_parts(work_directory, shard_count: int, row_count: int, standins=None):
     """The rows of every part, in order, as one astropy Table; checks that each of the
-    `row_count` rows (column `index`) is there exactly once."""
+    `row_count` rows (column `index`) is there exactly once. `standins`: tables by shard
+    for shards without a part (the flagged rows of failed shards); columns a table lacks
+    are masked in its rows."""
     from astropy.table import vstack
 
-    missing = sorted(set(range(shard_count)) - done_shards(work_directory, shard_count))
+    standins = standins or {}
+    done = done_shards(work_directory, shard_count)
+    missing = sorted(set(range(shard_count)) - done - set(standins))
     if missing:
         raise RuntimeError(f"{work_directory}: shards {missing} are not done")
     table = vstack(
-        [read_table(part_path(work_directory, shard)) for shard in range(shard_count)],
+        [
+            read_table(part_path(work_directory, shard)) if shard in done else standins[shard]
+            for shard in range(shard_count)
+        ],
         metadata_conflicts="silent",
     )
     index = np.asarray(table["index"])
@@ -110,3 +133,109 @@ def combine_parts(work_directory, shard_count: int, row_count: int):
             f"0..{row_count - 1} once in order"
         )
     return table
+
+
+def write_json_atomically(path, record: dict) -> Path:
+    """Write `record` as JSON to `path` through a temporary file of its own (two processes
+    writing the same marker never share a temporary name)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    return Path(path)
+
+
+def _marker_path(work_directory, prefix: str, shard: int) -> Path:
+    return Path(work_directory) / f"{prefix}-{shard:06d}.json"
+
+
+def _marked_shards(work_directory, prefix: str) -> dict[int, Path]:
+    marked = {}
+    for path in Path(work_directory).glob(f"{prefix}-*.json"):
+        number = path.stem.partition("-")[2]
+        if number.isdigit():
+            marked[int(number)] = path
+    return marked
+
+
+def _read_marker(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # removed meanwhile (or, never, half-written)
+        return {}
+
+
+def write_job_info(work_directory, record: dict) -> Path:
+    """Record what `jaxgal status` reports against: `shards`, `rows`, the command line."""
+    return write_json_atomically(Path(work_directory) / JOB_NAME, record)
+
+
+def read_job_info(work_directory) -> dict:
+    return _read_marker(Path(work_directory) / JOB_NAME)
+
+
+def record_failure(work_directory, shard: int, record: dict) -> Path:
+    """Record that shard `shard` failed: `record` holds at least its `reason`."""
+    return write_json_atomically(_marker_path(work_directory, FAILURE_PREFIX, shard), record)
+
+
+def failed_shards(work_directory, shard_count: int) -> dict[int, dict]:
+    """The failure records of shards that failed and have no part file."""
+    done = done_shards(work_directory, shard_count)
+    return {
+        shard: _read_marker(path)
+        for shard, path in sorted(_marked_shards(work_directory, FAILURE_PREFIX).items())
+        if shard < shard_count and shard not in done
+    }
+
+
+def claim_shard(work_directory, shard: int, record: dict) -> Path:
+    """Mark shard `shard` as being fitted (`record`: who and since when)."""
+    return write_json_atomically(_marker_path(work_directory, CLAIM_PREFIX, shard), record)
+
+
+def release_shard(work_directory, shard: int):
+    _marker_path(work_directory, CLAIM_PREFIX, shard).unlink(missing_ok=True)
+
+
+def clear_markers(work_directory, shards):
+    """Remove the claims and failure records of `shards` (about to be fitted again)."""
+    for shard in shards:
+        for prefix in (CLAIM_PREFIX, FAILURE_PREFIX):
+            _marker_path(work_directory, prefix, shard).unlink(missing_ok=True)
+
+
+def _process_gone(claim: dict) -> bool:
+    """True when a claim names a process on this host that no longer runs."""
+    if claim.get("host") != socket.gethostname() or not isinstance(claim.get("pid"), int):
+        return False
+    try:
+        os.kill(claim["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def shard_status(work_directory, shard_count: int) -> dict:
+    """How many of `shard_count` shards are done (a part file), failed (a failure record),
+    running (a claim by a live process; claims of processes known to be gone count as
+    `stale`) and pending (the rest), with the failure records by shard."""
+    done = done_shards(work_directory, shard_count)
+    failed = failed_shards(work_directory, shard_count)
+    running = stale = 0
+    for shard, path in _marked_shards(work_directory, CLAIM_PREFIX).items():
+        if shard >= shard_count or shard in done or shard in failed:
+            continue
+        if _process_gone(_read_marker(path)):
+            stale += 1
+        else:
+            running += 1
+    return {
+        "shards": shard_count,
+        "done": len(done),
+        "failed": len(failed),
+        "running": running,
+        "stale": stale,
+        "pending": shard_count - len(done) - len(failed) - running - stale,
+        "failures": failed,
+    }
