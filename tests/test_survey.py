@@ -22,15 +22,20 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from dask.distributed import Client
 from typer.testing import CliRunner
 
 from jaxgal.cli import app
-from jaxgal.io.cluster import dask_shard_runner, local_cluster, slurm_cluster, worker_environment
+from jaxgal.io.cluster import (
+    ClusterOptions,
+    connect,
+    dask_shard_runner,
+    slurm_cluster,
+    worker_environment,
+)
 from jaxgal.io.fit_job import FLAG_SHARD_FAILED, FitOptions, run_fit_job
 from jaxgal.io.input_list import open_inputs
 from jaxgal.io.provenance import provenance_path
-from jaxgal.io.shard_worker import pad_rows
+from jaxgal.io.shard_worker import pad_rows, shard_inputs
 
 pytestmark = pytest.mark.xdist_group("survey")  # one cluster, compiled once, for them all
 
@@ -102,7 +107,8 @@ def serial(survey, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    with local_cluster(2, dashboard_address=None) as cluster, Client(cluster) as client:
+    """The CLI's own LocalCluster: 2 spawned workers, one thread and one core each."""
+    with connect(ClusterOptions(workers=2), log=print) as client:
         yield client
 
 
@@ -270,6 +276,25 @@ def test_pad_rows_repeats_the_last_row():
     assert padded.images.shape == (5, 2, 2) and padded.psf_images is None
     np.testing.assert_array_equal(padded.noise[3:], np.repeat(images[2:] + 1, 2, axis=0))
     assert padded.files == ["a", "b", "c"] and pad_rows(rows, 3) is rows
+
+
+def test_a_task_carries_only_its_rows(survey):
+    """A shard's task is sent its own files, not the survey's, and reads the same rows."""
+    directory = open_inputs(survey.root / "cutouts", psf=survey.root / "psfs")
+    tiles = open_inputs(survey.root / "tiles.txt", noise=survey.root / "sigma.fits")
+    for inputs in (directory, tiles):
+        small, first = shard_inputs(inputs, 18, 23)
+        rows, whole = small.rows(18 - first, 23 - first), inputs.rows(18, 23)
+        for name in ("images", "psf_images", "noise", "files", "planes"):
+            got, want = getattr(rows, name), getattr(whole, name)
+            assert (got is None) == (want is None), name
+            if got is not None:
+                np.testing.assert_array_equal(got, want, err_msg=name)
+    assert len(shard_inputs(directory, 18, 23)[0].cutouts.files) == 5
+    assert [f.cutouts.name for f in shard_inputs(tiles, 18, 23)[0].files] == [
+        "tile_04.fits",
+        "tile_05.fits",
+    ]
 
 
 def test_slurm_job_script_from_the_yaml_recipe():

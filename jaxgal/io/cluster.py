@@ -6,8 +6,9 @@
 `ClusterOptions()` makes a `LocalCluster` of worker processes, one per core, each with one
 thread (and XLA held to one thread, so the processes do not fight for the cores), spawned,
 never forked (JAX deadlocks in a forked child); `scheduler=` (an address) or
-`scheduler_file=` joins a cluster that is already running, for instance one that
-dask-jobqueue started on SLURM (README: "Survey scale"). The driver and the workers must
+`scheduler_file=` joins a cluster that is already running; `slurm_config=` starts workers
+as SLURM jobs through dask-jobqueue (README: "Survey scale"). The workers of a cluster made
+here are held to one core each (`OneCorePerWorker`). The driver and the workers must
 share the file system that holds the work directory.
 
 Each shard is one dask task (`jaxgal.io.shard_worker.fit_shard_task`), which writes its own
@@ -21,6 +22,7 @@ the job goes on. At the end the driver prints what each worker did.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +30,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from jaxgal.io.shard_worker import fit_shard_task
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from jaxgal.io.shard_worker import fit_shard_task, shard_inputs
 from jaxgal.io.shards import done_shards, record_failure
 
 # XLA on one thread: a worker is one core's worth of work
@@ -56,6 +60,28 @@ class ClusterOptions:
             raise ValueError("give one of --scheduler, --scheduler-file and --slurm")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"a cluster needs at least one worker, got {self.workers}")
+
+
+class OneCorePerWorker(WorkerPlugin):
+    """A dask worker plugin: a single-threaded worker's process is held to one core, the
+    `k`-th of the node's, `k` the number its name ends with (a LocalCluster's workers are
+    0, 1, ...; dask-jobqueue's "JOB-0", "JOB-1", ... within a job). Parallel code in a
+    worker (refinement's and HMC's threads on a CPU) takes the cores it may use, so without
+    this every worker of a node would run a thread on every core."""
+
+    name = "jaxgal-one-core-per-worker"
+
+    def setup(self, worker):
+        index = re.search(r"(\d+)$", str(worker.name))
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if index is None or worker.state.nthreads != 1 or len(cores) < 2:
+            return
+        core = cores[int(index.group(1)) % len(cores)]
+        for thread in os.listdir("/proc/self/task"):  # the threads running, and to come
+            try:
+                os.sched_setaffinity(int(thread), {core})
+            except OSError:  # a thread that ended meanwhile
+                pass
 
 
 def worker_environment() -> dict[str, str]:
@@ -147,6 +173,8 @@ def connect(options: ClusterOptions, log=print) -> Iterator:
         )
         client = Client(cluster)
     try:
+        if cluster is not None:  # a cluster made here: its workers are the node's cores
+            client.register_plugin(OneCorePerWorker())
         log(describe_cluster(client, local=cluster))
         yield client
     finally:
@@ -185,11 +213,6 @@ def dask_shard_runner(cluster, *, retries: int = 2, records: list | None = None)
     return run
 
 
-def _hold(inputs):
-    """A task that holds the inputs: shipped to the workers once, recomputed if lost."""
-    return inputs
-
-
 def run_shards_on_dask(
     client,
     inputs,
@@ -216,12 +239,13 @@ def run_shards_on_dask(
     shard_size = min(options.batch_size, inputs.count)
     x64 = bool(jax.config.jax_enable_x64)
     token = uuid.uuid4().hex[:8]
-    held = client.submit(_hold, inputs, key=f"jaxgal-inputs-{token}", pure=False)
+    # each task carries its own rows' inputs, no shared dependency: the scheduler hands
+    # the shards to whichever worker is free
     futures = {
         client.submit(
-            fit_shard_task, held, shard, *ranges[shard], shard_size, options, calibration,
-            str(work_directory), x64, key=f"jaxgal-shard-{shard:06d}-{token}", retries=retries,
-            pure=False,
+            fit_shard_task, *shard_inputs(inputs, *ranges[shard]), shard, *ranges[shard],
+            shard_size, options, calibration, str(work_directory), x64,
+            key=f"jaxgal-shard-{shard:06d}-{token}", retries=retries, pure=False,
         ): shard
         for shard in todo
     }  # fmt: skip
@@ -248,7 +272,6 @@ def run_shards_on_dask(
             records.append(record)
             bar.update(stop - start)
             bar.set_postfix(shards=f"{finished}/{len(todo)}", failed=failed, refresh=False)
-    held.release()
     summary = summarise(records, time.perf_counter() - started)
     for line in format_summary(summary):
         log(line)

@@ -31,7 +31,7 @@ import bisect
 import glob
 import hashlib
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,15 @@ class InputList:
             last = min(stop, listed.start + listed.count) - listed.start
             if last > first:
                 yield listed, first, last
+
+    def subset(self, start: int, stop: int) -> InputList:
+        """Rows start..stop alone, as rows 0..stop - start (what one shard's task needs)."""
+        files = tuple(
+            replace(listed, start=listed.start - start)
+            for listed, _, _ in self._overlapping(start, min(stop, self.count))
+        )
+        cutouts = replace(self.cutouts, count=min(stop, self.count) - start)
+        return replace(self, files=files, cutouts=cutouts)
 
     def labels(self, start: int, stop: int) -> tuple[list[str], list[int]]:
         """The file and plane of each row start..stop, without reading pixels."""

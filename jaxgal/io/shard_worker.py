@@ -21,11 +21,13 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from jaxgal.io.fit_job import FitOptions, fit_rows, label_rows
+from jaxgal.io.input_list import InputList
 from jaxgal.io.inputs import FitRows
 from jaxgal.io.shards import claim_shard, part_path, record_failure, release_shard, write_part
 
@@ -64,12 +66,31 @@ def pad_rows(rows: FitRows, size: int) -> FitRows:
     return rows._replace(**padded)
 
 
+def shard_inputs(inputs, start: int, stop: int):
+    """(the inputs of rows start..stop, the row they begin at): what one shard's task is
+    sent. A list keeps its files there, a directory its files there; cubes are sent whole
+    (their description is small), beginning at row 0."""
+    if isinstance(inputs, InputList):
+        return inputs.subset(start, stop), start
+    stacks = inputs.stacks()
+    if any(stack.files is None and stack.count > 1 for stack in stacks.values()):
+        return inputs, 0
+    sliced = {
+        role: stack
+        if stack.count == 1 and inputs.count > 1
+        else replace(stack, files=stack.files[start:stop], count=stop - start)
+        for role, stack in stacks.items()
+    }
+    return replace(inputs, **sliced), start
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def fit_shard_task(
     inputs,
+    first_row: int,
     shard: int,
     start: int,
     stop: int,
@@ -79,8 +100,9 @@ def fit_shard_task(
     work_directory: str,
     enable_x64: bool,
 ) -> dict:
-    """Fit rows start..stop (shard `shard`, padded to `shard_size` rows) of `inputs` and
-    write its part file in `work_directory`, with JAX's 64-bit mode as the driver's
+    """Fit rows start..stop (shard `shard`, padded to `shard_size` rows) of the job, rows
+    start - first_row..stop - first_row of `inputs` (`shard_inputs`), and write its part
+    file in `work_directory`, with JAX's 64-bit mode as the driver's
     (`enable_x64`). Returns the shard's record: `status` "done", "failed" (with `reason`)
     or "skipped" (its part was already there), the `worker`, and seconds spent reading
     (`read_s`), loading the network (`load_s`), fitting (`fit_s`, of which `compile_s`
@@ -103,7 +125,7 @@ def fit_shard_task(
     try:
         began = time.perf_counter()
         try:
-            rows = inputs.rows(start, stop)
+            rows = inputs.rows(start - first_row, stop - first_row)
         except Exception as error:  # an input that cannot be read: no retry can help
             reason = f"rows {start}..{stop - 1} cannot be read: {error}"
             failure = {**record, "status": "failed", "stage": "read", "reason": reason}
