@@ -241,6 +241,7 @@ def test_c_corrupt_file_fails_its_shard_and_a_rerun_mends_it(survey, serial, cli
     assert "failure" not in catalog.colnames and not np.any(catalog["flags"] & FLAG_SHARD_FAILED)
     assert_same_fit(catalog, serial, exact=False)
     assert not parts.exists()  # done, and nothing failed: the work directory is gone
+    assert "complete" in invoke("status", out).output
     assert done.keys() == {f"part-{shard:06d}.fits" for shard in range(10) if shard != 4}
 
 
