@@ -1,3 +1,3 @@
-from jaxgal.render.image import render
+from jaxgal.render.image import render, render_lens
 
-__all__ = ["render"]
+__all__ = ["render", "render_lens"]

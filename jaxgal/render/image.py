@@ -8,16 +8,18 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from jaxgal.grid import PixelGrid
+from jaxgal.lensing.system import LensSystem
 from jaxgal.light.psf import Gaussian, Moffat, PixelPSF
 from jaxgal.light.sersic import Sersic
 from jaxgal.light.sersic_pixels import exact_cell_fluxes
 from jaxgal.render.convolved import render_convolved
+from jaxgal.render.lensed import render_lensed_source
 
 PSF = Gaussian | Moffat | PixelPSF
 
 
 def render(
-    model: Sersic | Sequence[Sersic],
+    model: Sersic | Sequence[Sersic] | LensSystem,
     grid: PixelGrid,
     psf: PSF | None = None,
     *,
@@ -40,8 +42,16 @@ def render(
     peak pixel for PSFs at least 2 pixels wide and Moffat wings with beta >= 2.5, also for
     galaxies as large as the stamp (see `jaxgal.render.convolved`).
 
+    A `LensSystem` gives its lens light plus its lensed source (`render_lens` gives the two
+    apart); its source is integrated as `jaxgal.render.lensed` says.
+
     Parameters out of range raise an error naming the parameter, inside `jit` too.
     """
+    if isinstance(model, LensSystem):
+        lens_light, lensed_source = render_lens(
+            model, grid, psf, oversample=oversample, margin=margin, bandwidth=bandwidth
+        )
+        return lens_light + lensed_source
     profiles = [model] if isinstance(model, Sersic) else list(model)
     if not profiles:
         raise ValueError("render needs at least one profile")
@@ -71,3 +81,47 @@ def render(
                 profile, grid, psf, oversample=oversample, margin=margin, bandwidth=bandwidth
             )
     return image
+
+
+def render_lens(
+    system: LensSystem,
+    grid: PixelGrid,
+    psf: PSF | None = None,
+    *,
+    oversample: int = 2,
+    margin: int = 20,
+    bandwidth: float | None = None,
+    source_subsamples: int = 2,
+    source_refinement: tuple[tuple[int, int], ...] = ((1024, 16), (16, 128)),
+) -> tuple[Float[Array, "ny nx"], Float[Array, "ny nx"]]:
+    """(lens light, lensed source): the two parts of the image of `system`, each
+    pixel-integrated and convolved with `psf` if given. The lens light is drawn as `render`
+    draws galaxies (zeros if the system has none); the lensed source by ray shooting on a
+    lattice of `oversample` cells per pixel side, each cell's mean brightness from
+    `source_subsamples`^2 points, refined by `source_refinement` where the light varies
+    (`jaxgal.render.lensed`)."""
+    if not isinstance(system, LensSystem):
+        raise TypeError(f"render_lens takes a LensSystem, got {type(system).__name__}")
+    system = system.checked()
+    if system.lens_light:
+        lens_light = render(
+            list(system.lens_light),
+            grid,
+            psf,
+            oversample=oversample,
+            margin=margin,
+            bandwidth=bandwidth,
+        )
+    else:
+        lens_light = jnp.zeros(grid.shape, grid.pixel_scale.dtype)
+    psf = None if psf is None else psf.checked()
+    lensed_source = render_lensed_source(
+        system,
+        grid.checked(),
+        psf,
+        oversample=oversample,
+        margin=margin,
+        subsamples=source_subsamples,
+        refinement=source_refinement,
+    )
+    return lens_light, lensed_source
