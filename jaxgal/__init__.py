@@ -1,11 +1,11 @@
 """jaxgal: differentiable physics for galaxy structure and strong lensing, in JAX."""
 
 from jaxgal.grid import PixelGrid
-from jaxgal.lensing import SIE, ExternalShear
+from jaxgal.lensing import SIE, ExternalShear, LensSystem, critical_curves, image_positions
 from jaxgal.light.psf import Gaussian, Moffat, PixelPSF
 from jaxgal.light.sersic import Sersic, sersic_bn
 from jaxgal.magnitudes import flux_to_magnitude, magnitude_to_flux
-from jaxgal.render import render
+from jaxgal.render import render, render_lens
 from jaxgal.render.psf_image import draw_psf
 
 
@@ -30,6 +30,7 @@ __all__ = [
     "BulgeDisc",
     "ExternalShear",
     "GaLNet",
+    "LensSystem",
     "Gaussian",
     "Moffat",
     "PixelGrid",
@@ -37,10 +38,13 @@ __all__ = [
     "SIE",
     "Sersic",
     "SersicModel",
+    "critical_curves",
     "draw_psf",
     "fit",
     "flux_to_magnitude",
+    "image_positions",
     "magnitude_to_flux",
     "render",
+    "render_lens",
     "sersic_bn",
 ]

@@ -2,7 +2,9 @@
 
 Each mass model is an `equinox.Module` with `deflection`, `potential`, `hessian`,
 `convergence`, `shear` and `magnification` methods; the functions of the same names take
-one model or a sequence of them and add them up.
+one model or a sequence of them and add them up. `image_positions` finds every image of a
+point source (positions, magnifications, arrival times); `critical_curves` gives the critical
+curve, the caustic and the cut.
 """
 
 # isort: off
@@ -20,15 +22,24 @@ from jaxgal.lensing.mass import (
     shear,
 )
 
+from jaxgal.lensing.system import LensSystem
+from jaxgal.lensing.point_source import LensedImages, image_positions
+from jaxgal.lensing.caustics import CriticalCurves, critical_curves
+
 # isort: on
 
 __all__ = [
     "SIE",
+    "CriticalCurves",
     "ExternalShear",
+    "LensedImages",
+    "LensSystem",
     "MassModel",
     "convergence",
+    "critical_curves",
     "deflection",
     "hessian",
+    "image_positions",
     "magnification",
     "potential",
     "shear",
