@@ -213,11 +213,13 @@ def main(argv=None) -> dict:
     rates = {}
     for dtype in (np.float32, np.float64):
         count = max(args.batch, 4 * args.batch if not on_gpu else 64 * args.batch)
-        rates[np.dtype(dtype).name] = jaxgal_rate(count, args.batch, dtype, args.seed)
-        print(f"jaxgal {np.dtype(dtype).name}: "
-              f"{rates[np.dtype(dtype).name]['images_per_second']:.1f} images/s", flush=True)  # fmt: skip
+        name = np.dtype(dtype).name
+        rates[name] = jaxgal_rate(count, args.batch, dtype, args.seed)
+        print(f"jaxgal {name}: {rates[name]['images_per_second']:.1f} images/s", flush=True)
 
-    ratios = {k: v["images_per_second"] / lenstronomy["images_per_second"] for k, v in rates.items()}
+    ratios = {
+        k: v["images_per_second"] / lenstronomy["images_per_second"] for k, v in rates.items()
+    }
     result = dict(
         device=str(device),
         platform=platform.platform(),
