@@ -27,6 +27,9 @@ from jaxgal.fitting.hmc import (
     unconstrained_from_sampling,
 )
 
+# the tests of the module's posterior (48 galaxies) run in one test worker, which computes it
+# once
+POSTERIOR_GROUP = pytest.mark.xdist_group("hmc_posterior")
 ZERO_POINT, PIXEL_SCALE, SHAPE, SIGMA = 30.0, 0.2, (15, 15), 10.0
 DISTINCT, REPEATED, WARMUP, DRAWS, CHAINS = 40, 8, 100, 100, 2
 COUNT = DISTINCT + REPEATED  # the first REPEATED galaxies again at the end of the batch
@@ -127,6 +130,7 @@ def _inside(truth, intervals):
     return inside
 
 
+@POSTERIOR_GROUP
 def test_68_percent_intervals_contain_the_truth_68_percent_of_the_time(simulated, posterior):
     """Truths drawn from the prior the sampler uses: the posterior is calibrated exactly.
     Each parameter's coverage over DISTINCT = 40 galaxies has a binomial sigma of
@@ -143,6 +147,7 @@ def test_68_percent_intervals_contain_the_truth_68_percent_of_the_time(simulated
     assert abs(inside.mean() - 0.68) < 0.10, inside.mean()
 
 
+@POSTERIOR_GROUP
 def test_well_posed_posteriors_converge_without_divergences(posterior):
     health = convergence(posterior)
     assert np.all(np.isfinite(np.asarray(posterior.samples)))
@@ -156,6 +161,7 @@ def test_well_posed_posteriors_converge_without_divergences(posterior):
     assert np.mean(health["ess_min"] > 30) > 0.9, health["ess_min"]
 
 
+@POSTERIOR_GROUP
 def test_arviz_summary_agrees_with_numpy(posterior):
     table = summary(posterior, galaxy=3)
     samples = np.asarray(posterior.samples[3])
@@ -181,6 +187,7 @@ def test_arviz_summary_agrees_with_numpy(posterior):
     assert az.rhat(z, method="split") == pytest.approx(rhat, rel=1e-6)
 
 
+@POSTERIOR_GROUP
 def test_a_galaxy_draws_the_same_whatever_else_is_in_the_batch(posterior):
     """The repeated galaxies (same image, start and key) sit at other places of the batch,
     among other neighbours, and must draw exactly the same samples."""
@@ -225,6 +232,7 @@ def test_periodic_position_angle_intervals():
     assert intervals["upper"][0, 4] == pytest.approx(7.0, abs=0.5)
 
 
+@POSTERIOR_GROUP
 def test_corner_plot_is_written(tmp_path, posterior, simulated):
     path = tmp_path / "corner.png"
     corner_plot(np.asarray(posterior.samples[0]), truths=simulated[0][0], path=path)
