@@ -25,6 +25,9 @@ POINTS = [
 
 
 LOSSES = {}
+# the losses are compiled once per PSF and stamp (20 s each) and cached here: the tests run in
+# one test worker so each is compiled once
+pytestmark = pytest.mark.xdist_group("gradients")
 
 
 def _loss(psf_name, shape):
