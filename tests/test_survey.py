@@ -319,3 +319,25 @@ def test_slurm_job_script_from_the_yaml_recipe():
     assert "--nworkers 32" in script and "--nthreads 1" in script
     with pytest.raises(ValueError, match="not a readable YAML"):
         slurm_cluster(EXAMPLES / "slurm.yaml.missing")
+
+
+def test_a_job_resumed_in_the_other_precision_is_refused(survey, tmp_path):
+    """The configuration a work directory keeps holds the precision: shards fitted with
+    64-bit floats are not mixed with shards fitted with 32-bit ones."""
+    import jax
+
+    from jaxgal.io.fit_job import job_configuration
+    from jaxgal.io.shards import ConfigurationMismatch, open_work_directory
+
+    inputs = open_inputs(survey.root / "tiles" / "tile_??.fits", psf="{dir}/{stem}_psf.fits")
+    options = FitOptions(method="refine", batch_size=5)
+    work = tmp_path / "c.fits.parts"
+    before = bool(jax.config.jax_enable_x64)
+    try:
+        jax.config.update("jax_enable_x64", True)
+        open_work_directory(work, job_configuration(inputs, options, {}))
+        jax.config.update("jax_enable_x64", False)
+        with pytest.raises(ConfigurationMismatch, match="float64: was True, now False"):
+            open_work_directory(work, job_configuration(inputs, options, {}))
+    finally:
+        jax.config.update("jax_enable_x64", before)

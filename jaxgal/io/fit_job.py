@@ -19,6 +19,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxgal.io.catalog import catalog_format, remove_temporary_files, write_table_atomically
@@ -139,9 +140,11 @@ def describe_input(stack: ImageStack) -> dict:
 
 
 def job_configuration(inputs: FitInputs, options: FitOptions, calibration: dict) -> dict:
-    """Everything a shard's result depends on, as plain JSON types."""
+    """Everything a shard's result depends on, as plain JSON types; with the precision
+    (64-bit floats or not), so a job resumed in the other one is refused, not mixed."""
     return {
         "version": CONFIG_VERSION,
+        "float64": bool(jax.config.jax_enable_x64),
         "options": asdict(options),
         "calibration": calibration,
         "inputs": inputs.describe()
