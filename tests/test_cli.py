@@ -277,7 +277,9 @@ def test_killed_job_resumes_without_loss_or_rework(tmp_path, monkeypatch, rng):
     launcher += "jaxgal.cli.main(sys.argv[1:])\n"
     job = subprocess.Popen(
         [sys.executable, "-c", launcher, *map(str, args), "--out", str(out)],
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        # in this process's precision (the suite's 64-bit floats): a job resumed in the
+        # other one is refused
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
