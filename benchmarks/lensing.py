@@ -104,6 +104,7 @@ def lenstronomy_model(supersampling: int):
     from lenstronomy.Data.imaging_data import ImageData
     from lenstronomy.Data.psf import PSF
     from lenstronomy.ImSim.image_model import ImageModel
+    from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
     ny, nx = SHAPE
@@ -114,22 +115,14 @@ def lenstronomy_model(supersampling: int):
         transform_pix2angle=np.eye(2) * PIXEL_SCALE,
     )
     psf = PSF(psf_type="GAUSSIAN", fwhm=PSF_FWHM, pixel_size=PIXEL_SCALE, truncation=6)
-    model, _ = reference.lenstronomy_kwargs(_dummy_parameters())
     return ImageModel(
         data,
         psf,
-        lens_model_class=model,
+        lens_model_class=LensModel(["EPL", "SHEAR"]),
         source_model_class=LightModel(["SERSIC_ELLIPSE"]),
         lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]),
         kwargs_numerics=dict(supersampling_factor=supersampling, supersampling_convolution=True),
     )
-
-
-def _dummy_parameters() -> dict:
-    return dict(
-        sie_theta_e=1.0, sie_q=1.0, sie_pa=0.0, sie_x0=0.0, sie_y0=0.0,
-        shear_gamma1=0.0, shear_gamma2=0.0, shear_x0=0.0, shear_y0=0.0,
-    )  # fmt: skip
 
 
 def lenstronomy_kwargs(p: dict):

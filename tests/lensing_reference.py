@@ -41,17 +41,22 @@ def lens_parameters(system, index=None) -> dict:
     return out
 
 
-def lenstronomy_kwargs(p: dict):
-    factor = (1.0 - p["sie_q"]) / (1.0 + p["sie_q"])
-    angle = np.deg2rad(2.0 * p["sie_pa"])
-    epl = dict(
-        theta_E=p["sie_theta_e"],
+def sie_epl_keywords(theta_e, q, pa, x0, y0) -> dict:
+    """lenstronomy's EPL keywords (gamma = 2) of an SIE, per CONVENTIONS.md."""
+    ellipticity = (1.0 - q) / (1.0 + q)
+    angle = np.deg2rad(2.0 * pa)
+    return dict(
+        theta_E=theta_e,
         gamma=2.0,
-        e1=factor * np.cos(angle),
-        e2=factor * np.sin(angle),
-        center_x=p["sie_x0"],
-        center_y=p["sie_y0"],
+        e1=ellipticity * np.cos(angle),
+        e2=ellipticity * np.sin(angle),
+        center_x=x0,
+        center_y=y0,
     )
+
+
+def lenstronomy_kwargs(p: dict):
+    epl = sie_epl_keywords(*(p["sie_" + k] for k in ("theta_e", "q", "pa", "x0", "y0")))
     shear = dict(
         gamma1=p["shear_gamma1"], gamma2=p["shear_gamma2"], ra_0=p["shear_x0"], dec_0=p["shear_y0"]
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lensing_reference import sie_epl_keywords
 from lenstronomy.LensModel.lens_model import LensModel
 
 import jaxgal
@@ -50,16 +51,7 @@ def _quantities(parameters, x, y):
 def _lenstronomy(parameters, x, y):
     """The same quantities from lenstronomy (EPL gamma = 2 + SHEAR), in float64."""
     theta_e, q, pa, x0, y0, gamma1, gamma2 = np.asarray(parameters, float)
-    ellipticity = (1 - q) / (1 + q)
-    phi = np.deg2rad(pa)
-    epl = dict(
-        theta_E=theta_e,
-        gamma=2.0,
-        e1=ellipticity * np.cos(2 * phi),
-        e2=ellipticity * np.sin(2 * phi),
-        center_x=x0,
-        center_y=y0,
-    )
+    epl = sie_epl_keywords(theta_e, q, pa, x0, y0)
     shear = dict(gamma1=gamma1, gamma2=gamma2, ra_0=x0, dec_0=y0)
     results = []
     for model, keywords in (

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from lensing_reference import sie_epl_keywords
 from lenstronomy.LensModel.lens_model import LensModel
 from lenstronomy.LensModel.Solver.lens_equation_solver import LensEquationSolver
 
@@ -77,23 +78,12 @@ def _curves(parameters):
     return lensing.critical_curves(_models(parameters))
 
 
-def _epl(theta_e, q, pa, x0, y0):
-    """lenstronomy's EPL keywords (gamma = 2) of an SIE, per CONVENTIONS.md."""
-    ellipticity = (1 - q) / (1 + q)
-    phi = np.deg2rad(pa)
-    return dict(
-        theta_E=theta_e,
-        gamma=2.0,
-        e1=ellipticity * np.cos(2 * phi),
-        e2=ellipticity * np.sin(2 * phi),
-        center_x=x0,
-        center_y=y0,
-    )
-
-
 def _keywords(parameters):
     theta_e, q, pa, x0, y0, gamma1, gamma2 = np.asarray(parameters, float)
-    return [_epl(theta_e, q, pa, x0, y0), dict(gamma1=gamma1, gamma2=gamma2, ra_0=x0, dec_0=y0)]
+    return [
+        sie_epl_keywords(theta_e, q, pa, x0, y0),
+        dict(gamma1=gamma1, gamma2=gamma2, ra_0=x0, dec_0=y0),
+    ]
 
 
 LENSTRONOMY = LensModel(["EPL", "SHEAR"])
@@ -424,8 +414,8 @@ SEQUENCE = np.array([1.2, 0.1, -0.1, 0.1, -0.1])
 
 def _sequence_keywords():
     return [
-        _epl(1.2, 0.5, 20.0, 0.1, -0.1),
-        _epl(0.4, 0.6, 110.0, 0.1, -0.1),
+        sie_epl_keywords(1.2, 0.5, 20.0, 0.1, -0.1),
+        sie_epl_keywords(0.4, 0.6, 110.0, 0.1, -0.1),
         dict(gamma1=0.05, gamma2=-0.02, ra_0=0.3, dec_0=0.2),
         dict(gamma1=-0.01, gamma2=0.03, ra_0=0.0, dec_0=0.0),
     ]
