@@ -260,20 +260,12 @@ def sample_posterior(
 
     jobs = [(galaxy, chain) for galaxy in range(count) for chain in range(num_chains)]
     runs = run_jobs(one_chain, jobs, threads)
-    by_galaxy = [runs[g * num_chains : (g + 1) * num_chains] for g in range(count)]
-    return Posterior(
-        samples=jnp.concatenate([jnp.concatenate([r.samples for r in g], 1) for g in by_galaxy]),
-        coordinates=jnp.concatenate(
-            [jnp.concatenate([r.coordinates for r in g], 1) for g in by_galaxy]
-        ),
-        divergences=jnp.stack([sum(r.divergences[0] for r in g) for g in by_galaxy]),
-        leapfrog_steps=jnp.concatenate(
-            [jnp.concatenate([r.leapfrog_steps for r in g], 1) for g in by_galaxy]
-        ),
-        step_size=jnp.concatenate(
-            [jnp.concatenate([r.step_size for r in g], 1) for g in by_galaxy]
-        ),
+    # each run holds one galaxy's one chain: (1, 1, ...), and divergences (1,)
+    joined = jax.tree.map(
+        lambda *leaves: jnp.concatenate(leaves).reshape((count, num_chains) + leaves[0].shape[2:]),
+        *runs,
     )
+    return joined._replace(divergences=jnp.sum(joined.divergences, axis=1))
 
 
 def galaxy_keys(key, count: int):
