@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -53,27 +54,29 @@ def held_out_nll(model, preset, key):
     return float(gaussian_nll(mean, sigma, to_targets(batch.labels, preset)))
 
 
-def test_a_short_training_run_lowers_the_held_out_loss(tmp_path):
-    config = TrainConfig(steps=80, learning_rate=3e-3, warmup_steps=10, **TINY)
-    key = jax.random.key(12345)
-    before = held_out_nll(build_model(config), KIDS, key)
-    model = train(config, tmp_path / "run", progress=False)
-    after = held_out_nll(model, KIDS, key)
-    assert after < before - 0.05, (before, after)
-    records = [
-        json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
-    ]
-    assert [r["step"] for r in records] == list(range(5, 81, 5))
-
-
+# One training run, in float32 in a process of its own (as a user trains; 3x faster than
+# the suite's float64), serves both tests: it must learn, and a run of the same
+# configuration killed part-way and resumed must end with the same weights.
+STEPS = 60
+SHORT = dict(steps=STEPS, learning_rate=3e-3, warmup_steps=10, checkpoint_every=1, **TINY)
 RESUMABLE = """
-import sys
+import json, sys
+import jax
 from jaxgal.networks.pretrained import export_weights
-from jaxgal.networks.train import TrainConfig, train
-config = TrainConfig(steps=int(sys.argv[2]), checkpoint_every=1, **{tiny})
+from jaxgal.networks.train import TrainConfig, build_model, train
+config = TrainConfig(**{config})
 model = train(config, sys.argv[1], progress=False)
-if len(sys.argv) > 3:
-    export_weights(model, config, sys.argv[3], command="test")
+if len(sys.argv) > 2:
+    export_weights(model, config, sys.argv[2], command="test")
+if len(sys.argv) > 3:  # the held-out loss before and after, on 64 fresh simulations
+    from jaxgal.simulate import KIDS
+    sys.path.insert(0, {tests!r})
+    from test_networks import held_out_nll
+    key = jax.random.key(12345)  # a key the training never draws
+    loss = dict(before=held_out_nll(build_model(config), KIDS, key))
+    loss["after"] = held_out_nll(model, KIDS, key)
+    with open(sys.argv[3], "w") as f:
+        json.dump(loss, f)
 """
 
 
@@ -87,6 +90,27 @@ def run_script(script, *args, wait=True):
     return subprocess.Popen(command, env=environment)
 
 
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """The run from start to end: its directory, its script and its exported weights."""
+    directory = tmp_path_factory.mktemp("training")
+    script = directory / "run.py"
+    script.write_text(RESUMABLE.format(config=repr(SHORT), tests=str(Path(__file__).parent)))
+    run_script(
+        script, directory / "straight", directory / "straight_weights", directory / "loss.json"
+    )
+    return directory, script
+
+
+def test_a_short_training_run_lowers_the_held_out_loss(straight_run):
+    """On 64 fresh simulations (a key the training never draws), before and after."""
+    directory, _ = straight_run
+    loss = json.loads((directory / "loss.json").read_text())
+    assert loss["after"] < loss["before"] - 0.05, loss
+    lines = (directory / "straight/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(5, STEPS + 1, 5))
+
+
 def checkpointed_steps(run_dir):
     checkpoints = run_dir / "checkpoints"
     if not checkpoints.exists():
@@ -94,15 +118,11 @@ def checkpointed_steps(run_dir):
     return [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()]
 
 
-def test_a_killed_run_resumes_to_the_same_model(tmp_path):
-    steps = 40
-    script = tmp_path / "run.py"
-    script.write_text(RESUMABLE.format(tiny=repr(TINY)))
-    run_script(script, tmp_path / "straight", steps, tmp_path / "straight_weights")
-
+def test_a_killed_run_resumes_to_the_same_model(straight_run, tmp_path):
+    directory, script = straight_run
     # the same run, killed once it has checkpointed a few steps
     killed = tmp_path / "killed"
-    process = run_script(script, killed, steps, wait=False)
+    process = run_script(script, killed, wait=False)
     deadline = time.time() + 300
     while time.time() < deadline and max(checkpointed_steps(killed), default=0) < 4:
         assert process.poll() is None, "the run ended before it could be killed"
@@ -110,11 +130,11 @@ def test_a_killed_run_resumes_to_the_same_model(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     reached = max(checkpointed_steps(killed), default=0)
-    assert 4 <= reached < steps, reached
-    run_script(script, killed, steps, tmp_path / "resumed_weights")
+    assert 4 <= reached < STEPS, reached
+    run_script(script, killed, tmp_path / "resumed_weights")
 
     with (
-        np.load(tmp_path / "straight_weights.npz") as a,
+        np.load(directory / "straight_weights.npz") as a,
         np.load(tmp_path / "resumed_weights.npz") as b,
     ):
         assert sorted(a.files) == sorted(b.files)
@@ -122,7 +142,7 @@ def test_a_killed_run_resumes_to_the_same_model(tmp_path):
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     lines = (killed / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(line)["step"] for line in lines]
-    assert logged == list(range(5, steps + 1, 5)), logged
+    assert logged == list(range(5, STEPS + 1, 5)), logged
 
 
 def test_calibrated_sigmas_cover_68_percent_of_fresh_simulations():

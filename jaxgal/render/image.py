@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -69,11 +71,21 @@ def render(
             "oversample must be >= 1, margin >= 0 and bandwidth >= 1, "
             f"got {oversample}, {margin}, {bandwidth}"
         )
+    # checked here (a concrete value out of range raises ValueError at once), drawn by one
+    # compiled program per configuration: called eagerly, as in a notebook, op-by-op
+    # dispatch would cost seconds a call
     grid = grid.checked()
     psf = None if psf is None else psf.checked()
+    profiles = tuple(profile.checked() for profile in profiles)
+    return _render_profiles(
+        profiles, grid, psf, oversample=oversample, margin=margin, bandwidth=float(bandwidth)
+    )
+
+
+@partial(jax.jit, static_argnames=("oversample", "margin", "bandwidth"))
+def _render_profiles(profiles, grid, psf, *, oversample, margin, bandwidth):
     image = 0.0
     for profile in profiles:
-        profile = profile.checked()
         if psf is None:
             image = image + exact_cell_fluxes(profile, grid.x_edges(), grid.y_edges())
         else:
@@ -115,13 +127,19 @@ def render_lens(
     else:
         lens_light = jnp.zeros(grid.shape, grid.pixel_scale.dtype)
     psf = None if psf is None else psf.checked()
-    lensed_source = render_lensed_source(
+    lensed_source = _render_lensed_source(
         system,
         grid.checked(),
         psf,
         oversample=oversample,
         margin=margin,
         subsamples=source_subsamples,
-        refinement=source_refinement,
+        refinement=tuple(tuple(int(v) for v in level) for level in source_refinement),
     )
     return lens_light, lensed_source
+
+
+# one compiled program per configuration, as `render`
+_render_lensed_source = jax.jit(
+    render_lensed_source, static_argnames=("oversample", "margin", "subsamples", "refinement")
+)
