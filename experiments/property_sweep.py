@@ -28,7 +28,7 @@ def main():
         start, checked, bad = time.perf_counter(), 0, 0
         seed = 0
         while checked < args.draws:
-            side = SIDES[seed % 2]
+            side = SIDES[seed % len(SIDES)]
             pixel_scale = (0.05, 0.074, 0.1, 0.2)[seed % 4]
             batch = draw_parameters(jax.random.key(10_000 + seed), CHUNK, pixel_scale, side)
             bad += not bool(CHECKERS[(with_psf, side)](batch, jax.numpy.float32(pixel_scale)))
