@@ -23,6 +23,8 @@ from jaxgal.cli import app
 from jaxgal.fitting import BulgeDisc
 
 COUNT = 6
+# one test worker writes the module's simulated set once
+pytestmark = pytest.mark.xdist_group("cli")
 
 
 def invoke(*args):

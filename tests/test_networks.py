@@ -102,6 +102,11 @@ def straight_run(tmp_path_factory):
     return directory, script
 
 
+# both in one test worker, which runs the straight run once
+TRAINING = pytest.mark.xdist_group("training")
+
+
+@TRAINING
 def test_a_short_training_run_lowers_the_held_out_loss(straight_run):
     """On 64 fresh simulations (a key the training never draws), before and after."""
     directory, _ = straight_run
@@ -118,6 +123,7 @@ def checkpointed_steps(run_dir):
     return [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()]
 
 
+@TRAINING
 def test_a_killed_run_resumes_to_the_same_model(straight_run, tmp_path):
     directory, script = straight_run
     # the same run, killed once it has checkpointed a few steps

@@ -47,6 +47,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import peers  # noqa: E402
 
+# one test worker computes the module's fits once (Imfit's and jaxgal's)
+pytestmark = pytest.mark.xdist_group("peers_agree")
+
 DATA = Path(os.environ.get("PEER_DATA_DIR", ROOT / "out" / "peer_data"))
 PIXEL_SCALE = 0.396  # SDSS, arcsec
 GAIN, READ_NOISE, SKY = 4.725, 4.3, 154.33  # pyimfit's config_n3073.dat

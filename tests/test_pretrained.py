@@ -8,6 +8,9 @@ import pytest
 
 import jaxgal
 
+# one test worker renders the module's GalSim cutouts once
+pytestmark = pytest.mark.xdist_group("pretrained")
+
 PIXEL_SCALE = 0.2
 
 
