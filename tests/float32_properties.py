@@ -30,7 +30,7 @@ SIDES = (5,)
 
 
 def draw_parameters(key, count, pixel_scale, side):
-    keys = jax.random.split(key, 8)
+    keys = jax.random.split(key, 9)
 
     def uniform(k, low, high, shape=(count,)):
         return jax.random.uniform(k, shape, minval=low, maxval=high)
@@ -40,7 +40,8 @@ def draw_parameters(key, count, pixel_scale, side):
     limit = jax.random.bernoulli(keys[7], 0.5, (count,))
     n = jnp.where(edge, jnp.where(limit, 8.0, 0.3), uniform(keys[2], 0.3, 8.0))
     q = jnp.where(edge, jnp.where(limit, 0.05, 1.0), uniform(keys[3], 0.05, 1.0))
-    corner = jnp.where(limit, 0.5, 0.0)[:, None]  # a pixel's corner or its centre
+    # a pixel's corner or its centre, drawn apart from `limit` (whose draws have flux 0)
+    corner = jnp.where(jax.random.bernoulli(keys[8], 0.5, (count,)), 0.5, 0.0)[:, None]
     offset = jnp.where(edge[:, None], corner, uniform(keys[5], -0.5, 0.5, (count, 2)))
     flux = jnp.where(edge & limit, 0.0, uniform(keys[0], 0.0, 1e4))
     pa = uniform(keys[4], -180.0, 360.0)

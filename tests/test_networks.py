@@ -92,7 +92,8 @@ def run_script(script, *args, wait=True):
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    """The run from start to end: its directory, its script and its exported weights."""
+    """The run from start to end, in a directory that holds its script, its exported
+    weights and its held-out losses: (that directory, the script)."""
     directory = tmp_path_factory.mktemp("training")
     script = directory / "run.py"
     script.write_text(RESUMABLE.format(config=repr(SHORT), tests=str(Path(__file__).parent)))
