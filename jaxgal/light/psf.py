@@ -32,6 +32,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from jaxgal._validate import all_concrete, as_float, check_range, is_traced
 from jaxgal.light.hermite import hermite_lookup
+from jaxgal.light.sersic import safe_sqrt
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -146,7 +147,8 @@ class Moffat(eqx.Module):
         norm = 1.0 / jnp.sqrt(1.0 - self.g1 * self.g1 - self.g2 * self.g2)
         sheared_x = norm * ((1.0 + self.g1) * kx + self.g2 * ky)
         sheared_y = norm * (self.g2 * kx + (1.0 - self.g1) * ky)
-        k = jnp.sqrt(sheared_x * sheared_x + sheared_y * sheared_y)
+        # safe at k = 0, whose tangent is 0 when the pixel scale moves (a NaN otherwise)
+        k = safe_sqrt(sheared_x * sheared_x + sheared_y * sheared_y)
         psf = moffat_transfer_table(self.beta, self.scale_radius, jnp.max(k))(k)
         return psf * pixel_transfer(kx, ky, pixel_scale)
 

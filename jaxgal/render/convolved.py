@@ -37,7 +37,6 @@ them, which shaped the code below (see benchmarks/render.py for the figures).
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -45,55 +44,11 @@ from jaxtyping import Array, Float
 from jaxgal.grid import PixelGrid
 from jaxgal.light.sersic import Sersic, safe_sqrt
 from jaxgal.light.taper import smooth_taper
-from jaxgal.render.core_transform import CORE_RATIO, core_transform
+from jaxgal.render.core_spectrum import core_spectrum
+from jaxgal.render.core_transform import CORE_RATIO
 
 CORE_RADIUS_IN_CELLS = 2.0
 Q_MIN = 0.05
-
-
-def core_spectrum(profile: Sersic, psf, shape, pixel, origin, r1, bandwidth, t_max):
-    """The pixel grid's half spectrum (rfft2 layout) of the core convolved with the PSF.
-
-    `shape` is the grid's (ny, nx) and `origin` the position of its first node. Each bin
-    sums the aliases k + 2 pi m / pixel inside |k| <= `bandwidth` pi / pixel.
-    """
-    box_ny, box_nx = shape
-    rows = np.rint(np.fft.fftfreq(box_ny) * box_ny).astype(int)
-    columns = np.arange(box_nx // 2 + 1)
-    # aliases m = -M .. M, M the fewest that reach the bandwidth
-    reach = int(np.ceil(0.5 * (bandwidth - 1.0)))
-    shifts = np.arange(-reach, reach + 1)
-    row_index = (rows[None, :] + box_ny * shifts[:, None]).reshape(-1)
-    column_index = (columns[None, :] + box_nx * shifts[:, None]).reshape(-1)
-    dkx = 2.0 * jnp.pi / (box_nx * pixel)
-    dky = 2.0 * jnp.pi / (box_ny * pixel)
-    kx = dkx * jnp.asarray(column_index, pixel.dtype)
-    ky = dky * jnp.asarray(row_index, pixel.dtype)
-
-    transfer = psf.transfer(kx, ky, pixel)
-    k_cap = bandwidth * jnp.pi / pixel
-    inside = kx[None, :] ** 2 + ky[:, None] ** 2 <= k_cap * k_cap
-    values = jnp.where(inside, core_transform(profile, kx, ky, r1, t_max), 0.0) * transfer
-
-    # Sum the aliases with their phases: alias m's phase exp(-i k . (centre - origin)) is
-    # its bin's phase times exp(-2 pi i m . (centre - origin) / pixel). One broadcast
-    # product and a sum over whole aliases: XLA on the CPU recomputes the values for every
-    # consumer if they are sliced or padded, and is slow with complex einsums.
-    values = values.reshape(shifts.size, rows.size, shifts.size, columns.size)
-    offset_x, offset_y = profile.x0 - origin[0], profile.y0 - origin[1]
-    angle_x = (-2.0 * jnp.pi / pixel) * offset_x * jnp.asarray(shifts, pixel.dtype)
-    angle_y = (-2.0 * jnp.pi / pixel) * offset_y * jnp.asarray(shifts, pixel.dtype)
-    alias = jnp.exp(1j * (angle_y[:, None] + angle_x[None, :]))[:, None, :, None]
-    if jnp.iscomplexobj(values):
-        folded = jnp.sum(values * alias, axis=(0, 2))
-    else:
-        folded = jax.lax.complex(
-            jnp.sum(values * alias.real, axis=(0, 2)), jnp.sum(values * alias.imag, axis=(0, 2))
-        )
-    kx_bins = dkx * jnp.asarray(columns, pixel.dtype)
-    ky_bins = dky * jnp.asarray(rows, pixel.dtype)
-    phase = jnp.exp(-1j * ky_bins * offset_y)[:, None] * jnp.exp(-1j * kx_bins * offset_x)[None, :]
-    return profile.flux * folded * phase
 
 
 def render_convolved(

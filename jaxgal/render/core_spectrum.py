@@ -1,0 +1,220 @@
+"""The core's spectrum on the pixel grid, with its aliases summed, and its derivatives.
+
+The core (`jaxgal.render.core_transform`) enters a render as the pixel grid's half spectrum
+(rfft2 layout) of the core convolved with the PSF: each bin sums the aliases
+k + 2 pi m / pixel inside |k| <= `bandwidth` pi / pixel, each with its phase. That sum
+dominates the cost of a render's Jacobian: forward-mode autodiff carries one tangent per
+parameter through the table look-up, the Bessel table and the complex phases (7 of them
+for a refinement's Jacobian, 4x the cost of the value). Its derivatives are written out
+here instead (`jax.custom_jvp`): the core's transform G(t), t = kappa r1, depends on
+
+- r_eff, n and r1 through its table, whose three derivatives come from one forward-mode
+  pass through the table's matrix product (a few hundred nodes);
+- q and pa through kappa = |A^-T k| (dG = G'(t) r1 dkappa), and r1 also through t;
+- the centre through each alias's phase exp(-2 pi i m . offset / pixel).
+
+So one pass of the stencil gives G, its three table derivatives and G'(t), and one
+weighted sum over the aliases per partial derivative gives the spectrum's derivatives;
+a tangent is then a sum of those partials times scalars (the same whatever the number of
+tangents pushed at once). Derivatives with respect to anything else (the PSF's transfer
+function, the pixel scale) go through ordinary autodiff of the same sum.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
+
+from jaxgal.light.sersic import Sersic
+from jaxgal.render.core_transform import TABLE_STEP, core_table, core_transform
+
+
+def core_spectrum(profile: Sersic, psf, shape, pixel, origin, r1, bandwidth, t_max):
+    """The pixel grid's half spectrum (rfft2 layout) of the core convolved with the PSF.
+
+    `shape` is the grid's (ny, nx) and `origin` the position of its first node. Each bin
+    sums the aliases k + 2 pi m / pixel inside |k| <= `bandwidth` pi / pixel.
+    """
+    box_ny, box_nx = shape
+    rows = np.rint(np.fft.fftfreq(box_ny) * box_ny).astype(int)
+    columns = np.arange(box_nx // 2 + 1)
+    # aliases m = -M .. M, M the fewest that reach the bandwidth
+    reach = int(np.ceil(0.5 * (bandwidth - 1.0)))
+    shifts = np.arange(-reach, reach + 1)
+    row_index = (rows[None, :] + box_ny * shifts[:, None]).reshape(-1)
+    column_index = (columns[None, :] + box_nx * shifts[:, None]).reshape(-1)
+    # |k| pixel <= bandwidth pi: fixed by the grid's shape, whatever the pixel
+    inside = (2.0 * column_index[None, :] / box_nx) ** 2 + (
+        2.0 * row_index[:, None] / box_ny
+    ) ** 2 <= bandwidth * bandwidth
+    dkx = 2.0 * jnp.pi / (box_nx * pixel)
+    dky = 2.0 * jnp.pi / (box_ny * pixel)
+    kx = dkx * jnp.asarray(column_index, pixel.dtype)
+    ky = dky * jnp.asarray(row_index, pixel.dtype)
+
+    weights = jnp.where(inside, psf.transfer(kx, ky, pixel), 0.0)
+    weights = weights.reshape(shifts.size, rows.size, shifts.size, columns.size)
+    offset_x, offset_y = profile.x0 - origin[0], profile.y0 - origin[1]
+    folded = aliased_core(
+        profile.r_eff,
+        profile.n,
+        profile.q,
+        profile.pa,
+        r1,
+        offset_x,
+        offset_y,
+        weights,
+        kx,
+        ky,
+        pixel,
+        t_max=float(t_max),
+    )
+    kx_bins = dkx * jnp.asarray(columns, pixel.dtype)
+    ky_bins = dky * jnp.asarray(rows, pixel.dtype)
+    phase = jnp.exp(-1j * ky_bins * offset_y)[:, None] * jnp.exp(-1j * kx_bins * offset_x)[None, :]
+    return profile.flux * folded * phase
+
+
+def _alias_sum(partials, weights, offset_x, offset_y, pixel):
+    """sum_m partials_m W_m exp(-2 pi i m . offset / pixel) for every bin, for each partial.
+
+    `partials` (P, M ny, M nx) real, `weights` W (M, ny, M, nx), real or complex. Real
+    products and sums only: XLA on the CPU is slow with complex element-wise work, and
+    recomputes fused producers for every slice that consumes them, so the aliases are
+    summed as whole axes.
+    """
+    size, rows, _, columns = weights.shape
+    shifts = jnp.arange(size, dtype=pixel.dtype) - (size - 1) // 2
+    angle_x = (-2.0 * jnp.pi / pixel) * offset_x * shifts
+    angle_y = (-2.0 * jnp.pi / pixel) * offset_y * shifts
+    angle = (angle_y[:, None] + angle_x[None, :])[:, None, :, None]
+    alias = jnp.cos(angle) + 1j * jnp.sin(angle)
+    terms = weights * alias
+    partials = partials.reshape(partials.shape[0], size, rows, size, columns)
+    real = jnp.sum(partials * jnp.real(terms), axis=(1, 3))
+    imaginary = jnp.sum(partials * jnp.imag(terms), axis=(1, 3))
+    return jax.lax.complex(real, imaginary)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(11,))
+def aliased_core(r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel, t_max):
+    """sum over aliases m of G(k_m) W_m exp(-2 pi i m . offset / pixel), per bin (ny, nx//2+1).
+
+    G the core's transform per unit flux (`core_transform`, table to `t_max`) at the alias
+    wavenumbers (`ky`, `kx`) (M ny and M nx of them), W the PSF's transfer function there,
+    zero outside the bandwidth, shaped (M, ny, M, nx//2+1); `offset` the centre's offset
+    from the grid's first node.
+    """
+    profile = Sersic(1.0, r_eff, n, q, pa)
+    transform = core_transform(profile, kx, ky, r1, t_max)
+    return _alias_sum(transform[None], weights, offset_x, offset_y, pixel)[0]
+
+
+def _table_and_derivatives(r_eff, n, r1, t_max):
+    """The core's table (L,) and its derivatives in r_eff, n and r1, stacked as (L, 4)."""
+    variables = jnp.stack([r_eff, n, r1])
+
+    def table(v):
+        result = core_table(Sersic(1.0, v[0], v[1], 1.0, 0.0), v[2], t_max)
+        return result, result
+
+    jacobian, value = jax.jacfwd(table, has_aux=True)(variables)
+    return jnp.concatenate([value[:, None], jacobian], axis=1)
+
+
+def _partials(r_eff, n, q, pa, r1, kx, ky, t_max):
+    """G and its derivatives in r_eff, n, q, pa and r1 at the wavenumbers (ky, kx)."""
+    tables = _table_and_derivatives(r_eff, n, r1, t_max)
+    angle = jnp.deg2rad(pa)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    k_major = kx[None, :] * cos + ky[:, None] * sin
+    k_minor = -kx[None, :] * sin + ky[:, None] * cos
+    square = k_major * k_major / q + k_minor * k_minor * q
+    positive = square > 0
+    kappa = jnp.where(positive, jnp.sqrt(jnp.where(positive, square, 1.0)), 0.0)
+    inverse = jnp.where(positive, 1.0 / jnp.where(positive, kappa, 1.0), 0.0)
+    kappa_q = 0.5 * (k_minor * k_minor - k_major * k_major / (q * q)) * inverse
+    kappa_pa = jnp.deg2rad(1.0) * k_major * k_minor * (1.0 / q - q) * inverse
+
+    # the cubic Lagrange stencil of `read_table`, and its derivative in s
+    last = tables.shape[0] - 3
+    position = kappa * r1 / TABLE_STEP + 1.0
+    base = jnp.clip(jnp.floor(position), 1, last - 1)
+    s = position - base
+    index = base.astype(jnp.int32)
+    stencil = (
+        -s * (s - 1.0) * (s - 2.0) / 6.0,
+        (s + 1.0) * (s - 1.0) * (s - 2.0) / 2.0,
+        -(s + 1.0) * s * (s - 2.0) / 2.0,
+        (s + 1.0) * s * (s - 1.0) / 6.0,
+    )
+    slope_stencil = (
+        -(3.0 * s * s - 6.0 * s + 2.0) / 6.0,
+        (3.0 * s * s - 4.0 * s - 1.0) / 2.0,
+        -(3.0 * s * s - 2.0 * s - 2.0) / 2.0,
+        (3.0 * s * s - 1.0) / 6.0,
+    )
+    rows = [tables[index + j - 1] for j in range(4)]  # each (ny, nx, 4)
+    values = sum(w[..., None] * row for w, row in zip(stencil, rows, strict=True))
+    slope = sum(w * row[..., 0] for w, row in zip(slope_stencil, rows, strict=True))
+    live = position < last
+    values = jnp.where(live[..., None], values, 0.0)
+    slope = jnp.where(live, slope, 0.0) / TABLE_STEP  # dG / dt
+    transform, by_r_eff, by_n, by_r1_table = (values[..., i] for i in range(4))
+    return (
+        transform,
+        by_r_eff,
+        by_n,
+        slope * r1 * kappa_q,
+        slope * r1 * kappa_pa,
+        (slope * kappa + by_r1_table),
+    )
+
+
+@partial(aliased_core.defjvp, symbolic_zeros=True)
+def _aliased_core_jvp(t_max, primals, tangents):
+    r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel = primals
+    transform, *shape_partials = _partials(r_eff, n, q, pa, r1, kx, ky, t_max)
+    size = weights.shape[0]
+    shifts = jnp.arange(size, dtype=pixel.dtype) - (size - 1) // 2
+    rows, columns = weights.shape[1], weights.shape[3]
+    by_x = (transform.reshape(size, rows, size, columns) * shifts[None, None, :, None]).reshape(
+        transform.shape
+    )
+    by_y = (transform.reshape(size, rows, size, columns) * shifts[:, None, None, None]).reshape(
+        transform.shape
+    )
+    stacked = jnp.stack([transform, *shape_partials, by_x, by_y])
+    sums = _alias_sum(stacked, weights, offset_x, offset_y, pixel)
+    primal = sums[0]
+
+    # d/d offset of alias m's phase: -2 pi i m / pixel
+    shift = -2j * jnp.pi / pixel
+    partial_sums = (
+        sums[1],
+        sums[2],
+        sums[3],
+        sums[4],
+        sums[5],
+        shift * sums[6],
+        shift * sums[7],
+    )
+    tangent = jnp.zeros_like(primal)
+    for derivative, t in zip(partial_sums, tangents[:7], strict=True):
+        if not isinstance(t, SymbolicZero):
+            tangent = tangent + derivative * t
+    others = tangents[7:]
+    if not all(isinstance(t, SymbolicZero) for t in others):
+        # the transfer function, the wavenumbers or the pixel moved: ordinary autodiff
+        def by_others(weights, kx, ky, pixel):
+            return aliased_core.fun(*primals[:7], weights, kx, ky, pixel, t_max)
+
+        instantiated = [
+            jnp.zeros(t.shape, t.dtype) if isinstance(t, SymbolicZero) else t for t in others
+        ]
+        tangent = tangent + jax.jvp(by_others, tuple(primals[7:]), tuple(instantiated))[1]
+    return primal, tangent
