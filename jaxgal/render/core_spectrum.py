@@ -58,25 +58,21 @@ def core_spectrum(profile: Sersic, psf, shape, pixel, origin, r1, bandwidth, t_m
 
     weights = jnp.where(inside, psf.transfer(kx, ky, pixel), 0.0)
     weights = weights.reshape(shifts.size, rows.size, shifts.size, columns.size)
-    offset_x, offset_y = profile.x0 - origin[0], profile.y0 - origin[1]
-    folded = aliased_core(
+    return core_term(
+        profile.flux,
         profile.r_eff,
         profile.n,
         profile.q,
         profile.pa,
         r1,
-        offset_x,
-        offset_y,
+        profile.x0 - origin[0],
+        profile.y0 - origin[1],
         weights,
         kx,
         ky,
         pixel,
         t_max=float(t_max),
     )
-    kx_bins = dkx * jnp.asarray(columns, pixel.dtype)
-    ky_bins = dky * jnp.asarray(rows, pixel.dtype)
-    phase = jnp.exp(-1j * ky_bins * offset_y)[:, None] * jnp.exp(-1j * kx_bins * offset_x)[None, :]
-    return profile.flux * folded * phase
 
 
 def _alias_sum(partials, weights, offset_x, offset_y, pixel):
@@ -100,9 +96,17 @@ def _alias_sum(partials, weights, offset_x, offset_y, pixel):
     return jax.lax.complex(real, imaginary)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(11,))
-def aliased_core(r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel, t_max):
-    """sum over aliases m of G(k_m) W_m exp(-2 pi i m . offset / pixel), per bin (ny, nx//2+1).
+def _bin_phase(kx, ky, offset_x, offset_y, size):
+    """exp(-i k . offset) at each bin's own wavenumber (alias m = 0)."""
+    rows, columns = ky.shape[0] // size, kx.shape[0] // size
+    kx_bins = kx.reshape(size, columns)[(size - 1) // 2]
+    ky_bins = ky.reshape(size, rows)[(size - 1) // 2]
+    return jnp.exp(-1j * ky_bins * offset_y)[:, None] * jnp.exp(-1j * kx_bins * offset_x)[None, :]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(12,))
+def core_term(flux, r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel, t_max):
+    """flux sum over aliases m of G(k_m) W_m exp(-i k_m . offset), per bin (ny, nx//2+1).
 
     G the core's transform per unit flux (`core_transform`, table to `t_max`) at the alias
     wavenumbers (`ky`, `kx`) (M ny and M nx of them), W the PSF's transfer function there,
@@ -111,7 +115,8 @@ def aliased_core(r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel
     """
     profile = Sersic(1.0, r_eff, n, q, pa)
     transform = core_transform(profile, kx, ky, r1, t_max)
-    return _alias_sum(transform[None], weights, offset_x, offset_y, pixel)[0]
+    folded = _alias_sum(transform[None], weights, offset_x, offset_y, pixel)[0]
+    return flux * folded * _bin_phase(kx, ky, offset_x, offset_y, weights.shape[0])
 
 
 def _table_and_derivatives(r_eff, n, r1, t_max):
@@ -158,7 +163,13 @@ def _partials(r_eff, n, q, pa, r1, kx, ky, t_max):
         -(3.0 * s * s - 2.0 * s - 2.0) / 2.0,
         (3.0 * s * s - 1.0) / 6.0,
     )
-    rows = [tables[index + j - 1] for j in range(4)]  # each (ny, nx, 4)
+    # one gather of a 16-value row (the stencil's 4 nodes of the 4 tables) per wavenumber
+    size = tables.shape[0]
+    neighbours = jnp.concatenate(
+        [tables[np.clip(np.arange(size) + j - 1, 0, size - 1)] for j in range(4)], axis=1
+    )
+    gathered = neighbours[index]
+    rows = [gathered[..., 4 * j : 4 * j + 4] for j in range(4)]  # each (ny, nx, 4)
     values = sum(w[..., None] * row for w, row in zip(stencil, rows, strict=True))
     slope = sum(w * row[..., 0] for w, row in zip(slope_stencil, rows, strict=True))
     live = position < last
@@ -175,46 +186,36 @@ def _partials(r_eff, n, q, pa, r1, kx, ky, t_max):
     )
 
 
-@partial(aliased_core.defjvp, symbolic_zeros=True)
-def _aliased_core_jvp(t_max, primals, tangents):
-    r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel = primals
+@partial(core_term.defjvp, symbolic_zeros=True)
+def _core_term_jvp(t_max, primals, tangents):
+    flux, r_eff, n, q, pa, r1, offset_x, offset_y, weights, kx, ky, pixel = primals
     transform, *shape_partials = _partials(r_eff, n, q, pa, r1, kx, ky, t_max)
-    size = weights.shape[0]
-    shifts = jnp.arange(size, dtype=pixel.dtype) - (size - 1) // 2
-    rows, columns = weights.shape[1], weights.shape[3]
-    by_x = (transform.reshape(size, rows, size, columns) * shifts[None, None, :, None]).reshape(
-        transform.shape
+    # d/d offset of exp(-i k_m . offset) is -i k_m: G k_m summed like G, times -i
+    stacked = jnp.stack([transform, *shape_partials, transform * kx, transform * ky[:, None]])
+    phase = _bin_phase(kx, ky, offset_x, offset_y, weights.shape[0])
+    sums = _alias_sum(stacked, weights, offset_x, offset_y, pixel) * phase
+    primal = flux * sums[0]
+    # d/d flux, r_eff, n, q, pa, r1, offset_x, offset_y
+    derivatives = jnp.stack(
+        [sums[0], *(flux * sums[1:6]), -1j * flux * sums[6], -1j * flux * sums[7]]
     )
-    by_y = (transform.reshape(size, rows, size, columns) * shifts[:, None, None, None]).reshape(
-        transform.shape
+    scalars = jnp.stack(
+        [jnp.zeros((), flux.dtype) if isinstance(t, SymbolicZero) else t for t in tangents[:8]]
     )
-    stacked = jnp.stack([transform, *shape_partials, by_x, by_y])
-    sums = _alias_sum(stacked, weights, offset_x, offset_y, pixel)
-    primal = sums[0]
-
-    # d/d offset of alias m's phase: -2 pi i m / pixel
-    shift = -2j * jnp.pi / pixel
-    partial_sums = (
-        sums[1],
-        sums[2],
-        sums[3],
-        sums[4],
-        sums[5],
-        shift * sums[6],
-        shift * sums[7],
-    )
-    tangent = jnp.zeros_like(primal)
-    for derivative, t in zip(partial_sums, tangents[:7], strict=True):
-        if not isinstance(t, SymbolicZero):
-            tangent = tangent + derivative * t
-    others = tangents[7:]
+    # The tangent as a matrix product, which XLA cannot fuse with the derivatives' producers:
+    # fused, it would recompute the phases (cosines, sines) for every tangent and bin, 3x
+    # the cost of the whole sum. Real arithmetic (complex element-wise work is slow on CPUs).
+    parts = jnp.stack([jnp.real(derivatives), jnp.imag(derivatives)], axis=1)
+    combined = jnp.tensordot(scalars, parts, axes=1)
+    tangent = jax.lax.complex(combined[0], combined[1])
+    others = tangents[8:]
     if not all(isinstance(t, SymbolicZero) for t in others):
         # the transfer function, the wavenumbers or the pixel moved: ordinary autodiff
         def by_others(weights, kx, ky, pixel):
-            return aliased_core.fun(*primals[:7], weights, kx, ky, pixel, t_max)
+            return core_term.fun(*primals[:8], weights, kx, ky, pixel, t_max)
 
         instantiated = [
             jnp.zeros(t.shape, t.dtype) if isinstance(t, SymbolicZero) else t for t in others
         ]
-        tangent = tangent + jax.jvp(by_others, tuple(primals[7:]), tuple(instantiated))[1]
+        tangent = tangent + jax.jvp(by_others, tuple(primals[8:]), tuple(instantiated))[1]
     return primal, tangent
