@@ -36,8 +36,10 @@ def levenberg_marquardt(evaluate, start, *, rtol, atol, max_steps):
     non-finite one rejected (lambda x 4). It stops, converged, when a step moves every
     coordinate by less than `atol` of its standard error at the start (1 / sqrt(diag J^T J))
     and changes the cost by less than `atol + rtol` of itself, or when the Gauss-Newton step
-    from the best point would (so the minimum is within `atol` standard errors, with no
-    trial evaluated to confirm it); or, not converged, after
+    from the best point is shorter than `atol` standard errors in the metric J^T J (it
+    predicts a decrease of the cost below atol^2 / 2, times the reduced chi^2 where that
+    exceeds 1): the minimum is that near, with no trial evaluated to confirm it; or, not
+    converged, after
     `max_steps` evaluations or when the start itself is not finite. Returns the final state
     (`u`, `residuals`, `jacobian`, `cost` of the best point; `steps`; `converged`).
 
@@ -88,15 +90,17 @@ def levenberg_marquardt(evaluate, start, *, rtol, atol, max_steps):
         gradient = best_jacobian.T @ best_r
         delta = jnp.linalg.solve(normal + damping * jnp.diag(diagonal), -gradient)
         # At the best point, the undamped (Gauss-Newton) step and the decrease of the cost it
-        # predicts say how far the minimum still is: when both are below the tolerances the
-        # search stops there, without evaluating a trial it would not need.
+        # predicts, d^2 / 2 with d the step's length in standard errors (the metric J^T J,
+        # correlations included; scaled by the reduced chi^2 where the model fits worse than
+        # the noise), say how far the minimum still is: when d < atol the search stops there,
+        # without evaluating a trial it would not need. (Per coordinate, in conditional
+        # errors, a low-S/N galaxy's correlated parameters crept on for tens of steps of a
+        # few hundredths of an error each, or stalled where float32 no longer resolves the
+        # cost.)
         newton = jnp.linalg.solve(normal + 1e-9 * jnp.diag(diagonal), -gradient)
         predicted = -0.5 * jnp.dot(gradient, newton)
-        near = (
-            jnp.isfinite(best_cost)
-            & (jnp.max(jnp.abs(newton) / sigma) < atol)
-            & (predicted < atol + rtol * best_cost)
-        )
+        reduced = 2.0 * best_cost / max(best_r.shape[-1] - size, 1)
+        near = jnp.isfinite(best_cost) & (predicted < 0.5 * atol * atol * jnp.maximum(reduced, 1.0))
         steps = state.steps + 1
         converged = small | near
         done = converged | (steps >= max_steps) | (first & ~finite)

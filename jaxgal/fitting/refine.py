@@ -35,12 +35,14 @@ from jaxgal.light.sersic import Sersic
 from jaxgal.render import render
 
 # Stop when a step moves every coordinate by less than ATOL of its standard error and
-# changes chi^2 / 2 by less than ATOL + RTOL of itself (or when the Gauss-Newton step from
-# the best point would): far below what the data can tell (an error of 0.05 sigma adds
-# 0.25 % to the variance). A tighter ATOL buys nothing in float32, whose rounding of chi^2
-# and of the Jacobian leaves the solver hunting for steps of ~0.01 sigma: 16 KiDS galaxies
-# from GaLNet's start took 6.7 evaluations each (up to 17) at 0.01, 4.1 at 0.05, for
-# parameters within 0.04 sigma of each other.
+# changes chi^2 / 2 by less than ATOL + RTOL of itself, or when the Gauss-Newton step from
+# the best point is shorter than ATOL standard errors (`levenberg_marquardt`): far below
+# what the data can tell (an error of 0.05 sigma adds 0.25 % to the variance). A tighter
+# ATOL buys nothing in float32, whose rounding of chi^2 and of the Jacobian leaves the
+# solver hunting for steps of ~0.01 sigma: 16 KiDS galaxies from GaLNet's start took 6.7
+# evaluations each (up to 17) at 0.01, 4.1 at 0.05, for parameters within 0.04 sigma of
+# each other; with the step measured in the joint metric (correlations included), 24
+# galaxies of compare_methods took 3.7 each (up to 12; 4.5, up to 29, per coordinate).
 RTOL = 1e-5
 ATOL = 5e-2
 # The core's spectrum is kept to |k| <= 2.5 pi / pixel for every PSF in fitting: for a
@@ -177,11 +179,12 @@ def refine(
     moments guess); `pixel_scale` in arcsec; `zero_point` for the magnitudes. `atol`,
     `rtol`: the solver stops when a step moves each coordinate by less than `atol` times
     its standard error (conditional, from the Jacobian at the start) and changes chi^2 / 2
-    by less than `atol + rtol` of itself. `bandwidth`: of the core's spectrum, as in
-    `render` (`FIT_BANDWIDTH` by default, for every PSF). `chunk_size`: galaxies solved
-    together by one vectorised solver, which runs until its slowest one converges (default:
-    1 on a CPU, 256 on an accelerator); the chunks run in turn, compiled once for a shape
-    of image whatever the number of galaxies. `threads`: chunks solved at once (default:
+    by less than `atol + rtol` of itself, or when the minimum is within `atol` standard
+    errors by the Gauss-Newton step (`levenberg_marquardt`). `bandwidth`: of the core's
+    spectrum, as in `render` (`FIT_BANDWIDTH` by default, for every PSF). `chunk_size`:
+    galaxies solved together by one vectorised solver, which runs until its slowest one
+    converges (default: 1 on a CPU, 256 on an accelerator); the chunks run in turn,
+    compiled once for a shape of image whatever the number of galaxies. `threads`: chunks solved at once (default:
     the CPU's cores on a CPU, 1 on an accelerator); the results do not depend on it.
     """
     images = jnp.asarray(images)
