@@ -184,8 +184,9 @@ def refine(
     spectrum, as in `render` (`FIT_BANDWIDTH` by default, for every PSF). `chunk_size`:
     galaxies solved together by one vectorised solver, which runs until its slowest one
     converges (default: 1 on a CPU, 256 on an accelerator); the chunks run in turn,
-    compiled once for a shape of image whatever the number of galaxies. `threads`: chunks solved at once (default:
-    the CPU's cores on a CPU, 1 on an accelerator); the results do not depend on it.
+    compiled once for a shape of image whatever the number of galaxies. `threads`: chunks
+    solved at once (default: the CPU's cores on a CPU, 1 on an accelerator); the results
+    do not depend on it.
     """
     images = jnp.asarray(images)
     if images.ndim != 3:
