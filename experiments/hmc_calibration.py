@@ -9,7 +9,9 @@ rendered by `jaxgal.render` on 64 x 64 stamps, with Gaussian noise of the known 
 sky^2 + image / gain (the likelihood the sampler assumes). Each galaxy is refined from its
 moments (`refine`) and sampled by NUTS from the optimum (`sample_posterior`) with the same
 prior as the simulation (`--prior sersic`, so the 68 % intervals must contain the truths
-68 % of the time, within the binomial error) or a flat one (`--prior flat`). Writes
+68 % of the time, within the binomial error) or a flat one (`--prior flat`), in coordinates
+bounded by the prior's supports (`SERSIC.within_prior`; `--walls` samples in unbounded ones,
+where the prior's hard edges are walls of zero density that trajectories diverge on). Writes
 report.json (coverage per parameter for HMC and Laplace, r-hat, ESS, divergences, timings)
 and a corner plot of the first galaxy. Resumable: each batch's results are saved (atomically)
 in OUT/batches/ as it finishes, and a rerun with the same options skips the saved batches.
@@ -35,6 +37,7 @@ import numpy as np
 from jaxgal.fitting import PHYSICAL, refine
 from jaxgal.fitting.diagnostics import convergence, corner_plot
 from jaxgal.fitting.hmc import posterior_intervals, sample_posterior
+from jaxgal.fitting.models import SERSIC
 from jaxgal.fitting.moments import moments_start
 from jaxgal.grid import PixelGrid
 from jaxgal.render import render
@@ -86,6 +89,12 @@ def main():
     parser.add_argument("--prior", choices=("sersic", "flat"), default="sersic")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--float64", action="store_true")
+    parser.add_argument(
+        "--walls",
+        action="store_true",
+        help="sample in unbounded coordinates, with the prior's hard edges as walls of zero "
+        "density (the default bounds them by the prior's supports, `within_prior`)",
+    )
     parser.add_argument("--size", type=int, default=None, help="stamp side [the preset's, 64]")
     parser.add_argument("--out", default="experiments/results/hmc_calibration")
     args = parser.parse_args()
@@ -100,6 +109,7 @@ def main():
     simulation_key, sampling_key = jax.random.split(key)
     images, sigma, psfs, kernels, truth = simulate(simulation_key, preset, args.galaxies)
     prior = preset.galaxy.distributions(preset.pixel_scale) if args.prior == "sersic" else None
+    model = SERSIC if args.walls else SERSIC.within_prior(prior)
 
     batches = out / "batches"
     batches.mkdir(exist_ok=True)
@@ -125,6 +135,7 @@ def main():
                 moments_start(np.asarray(images[part]), preset.pixel_scale),
                 preset.pixel_scale,
                 preset.zero_point,
+                model=model,
             )
         )
         refine_seconds = time.perf_counter() - start
@@ -142,13 +153,14 @@ def main():
                 num_warmup=args.warmup,
                 num_samples=args.samples,
                 num_chains=args.chains,
+                model=model,
             )
         )
         hmc_seconds = time.perf_counter() - start
         intervals = posterior_intervals(posterior.samples)
         values = np.asarray(refined.parameters)
         errors = np.asarray(refined.errors)
-        summary = convergence(posterior)
+        summary = convergence(posterior, model=model)
         record = dict(
             hmc_inside=coverage(
                 truth[part], intervals["lower"], intervals["upper"], intervals["median"]

@@ -311,6 +311,14 @@ def fit(
         ),
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="--slurm: SLURM jobs of workers")] = 1,
+    gpus: Annotated[
+        str,
+        typer.Option(
+            help="GPUs of this node for the LocalCluster's workers, one each: 'auto' (those "
+            "nvidia-smi or CUDA_VISIBLE_DEVICES list; the workers default to one per GPU), "
+            "'none', or CUDA device numbers '0,1'"
+        ),
+    ] = "auto",
     retries: Annotated[
         int, typer.Option(min=0, help="dask: times a shard whose fit raised is tried again")
     ] = 2,
@@ -367,6 +375,7 @@ def fit(
                 scheduler_file=None if scheduler_file is None else str(scheduler_file),
                 slurm_config=None if slurm is None else str(slurm),
                 jobs=jobs,
+                gpus=_gpus_option(gpus),
             )
             run_shards = dask_shard_runner(where, retries=retries)
         run_fit_job(
@@ -427,6 +436,18 @@ def status(
         typer.echo(f"  shard {shard} failed: {record.get('reason', 'no reason recorded')}")
     if counts["failed"] > 10:
         typer.echo(f"  ... and {counts['failed'] - 10} more failed shards")
+
+
+def _gpus_option(text: str) -> tuple[str, ...] | None:
+    """--gpus: None (find them) for 'auto', () for 'none', else the listed device numbers."""
+    if text.strip().lower() == "auto":
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    gpus = tuple(part.strip() for part in text.split(","))
+    if not all(part.isdigit() for part in gpus):
+        raise ValueError(f"--gpus takes 'auto', 'none' or CUDA device numbers '0,1', got {text!r}")
+    return gpus
 
 
 def _fixed_option(text: str) -> tuple[str, float]:

@@ -147,6 +147,8 @@ def test_fixed_and_bounded_parameters_of_one_sersic():
         BulgeDisc(),
         BulgeDisc(shared_centre=False, fixed={"bulge_n": 4.0}, bounds={"disc_pa": (10, 50)}),
         SersicModel(fixed={"pa": 30.0}, bounds={"r_eff": (0.1, 2.0)}),
+        # q bounded below only: the shape pair stays, on (0.2, 1]
+        SersicModel(bounds={"q": (0.2, 1.0), "x0": (-0.1, 0.1), "magnitude": (17.0, 21.5)}),
     ],
 )
 def test_coordinates_round_trip_and_log_jacobian_against_autodiff(model):
@@ -164,6 +166,9 @@ def test_coordinates_round_trip_and_log_jacobian_against_autodiff(model):
         jacobian = jax.jacfwd(free_physical)(z)
         _, log_det = jnp.linalg.slogdet(jacobian)
         assert float(model.log_jacobian(z)) == pytest.approx(float(log_det), abs=1e-9)
+        for name, (low, high) in model.bounds:
+            value = float(values[model.names.index(name)])
+            assert low < value <= high, (name, value)
 
 
 def test_bad_models_are_named():

@@ -29,6 +29,7 @@ from jaxgal.io.cluster import (
     ClusterOptions,
     connect,
     dask_shard_runner,
+    local_gpus,
     slurm_cluster,
     worker_environment,
 )
@@ -341,3 +342,32 @@ def test_a_job_resumed_in_the_other_precision_is_refused(survey, tmp_path):
             open_work_directory(work, job_configuration(inputs, options, {}))
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+def test_each_local_worker_gets_a_gpu_of_its_own():
+    """A LocalCluster given GPUs (two device numbers here; JAX on a CPU ignores them) makes
+    a worker per GPU and hands each its own through CUDA_VISIBLE_DEVICES, set before JAX
+    starts in the worker, so that workers never share a GPU's memory."""
+    with connect(ClusterOptions(gpus=("3", "1")), log=print) as client:
+        seen = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+    assert sorted(seen.values()) == ["1", "3"], seen
+
+
+def test_local_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0, 2")
+    assert local_gpus() == ("0", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert local_gpus() == ()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setenv("PATH", "")  # no nvidia-smi to ask: no GPUs
+    assert local_gpus() == ()
+
+
+def test_the_gpus_option():
+    from jaxgal.cli import _gpus_option
+
+    assert _gpus_option("auto") is None
+    assert _gpus_option("none") == ()
+    assert _gpus_option("0, 2") == ("0", "2")
+    with pytest.raises(ValueError, match="--gpus"):
+        _gpus_option("the first")

@@ -96,7 +96,8 @@ def fit(
 
     HMC methods: `key` (a `jax.random` key or an int seed; required, there is no default
     key), `num_warmup`, `num_samples` and `num_chains` per galaxy, `prior` (numpyro
-    distributions by parameter name, see `jaxgal.fitting.hmc.log_prior`; flat by default).
+    distributions by parameter name, see `jaxgal.fitting.hmc.log_prior`; flat by default;
+    a prior on an interval bounds that parameter, in refinement too: `model.within_prior`).
     With `return_posterior` the result is (table, `Posterior`), whose samples hold every
     draw.
     """
@@ -116,6 +117,9 @@ def fit(
             "method 'cnn' gives the shipped network's free one-Sersic answer; for a model "
             f"with constraints or components ({model}) use 'cnn+refine'"
         )
+    if method.endswith("hmc"):
+        # the prior's supports bound the coordinates (refinement's and the sampler's)
+        model = model.within_prior(prior)
     survey = get_preset(preset)
     zero_point = survey.zero_point if zero_point is None else float(zero_point)
     pixel_scale = survey.pixel_scale if pixel_scale is None else float(pixel_scale)

@@ -15,8 +15,10 @@ parameter (or pair):
   smooth through q = 1, where (q, pa) has its singular point; the sampler uses
   v = w sqrt(2 / |w|) instead (see `jaxgal.fitting.hmc`);
 - a bounded parameter (`bounds={name: (low, high)}`): logit((x - low) / (high - low));
-  a q or pa that is fixed or bounded splits the shape pair: q on (0.05, 1] (or its bounds),
-  pa itself, periodic, or its bounds.
+  a q bounded below only (high = 1) keeps the shape pair, with (q - low) / (1 - low) in
+  place of q (so a prior uniform in q on (low, 1] is still a Gaussian in v, with no wall
+  at q = low for the sampler to hit); a q or pa otherwise fixed or bounded splits the pair:
+  q on (0.05, 1] (or its bounds), pa itself, periodic, or its bounds.
 
 Fixed parameters (`fixed={name: value}`) are constants: they stay in the output with a
 zero error. Models are frozen and hashable: they are static under `jit` (a new fixed value
@@ -25,6 +27,7 @@ compiles anew).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
@@ -110,10 +113,12 @@ class _Interval(_Free):
 
 @dataclass(frozen=True)
 class _Shape:
-    """(q, pa) from w = -(ln q / 2)(cos 2pa, sin 2pa); the sampler's v = w sqrt(2 / |w|)."""
+    """(q, pa) from w = -(ln f / 2)(cos 2pa, sin 2pa), f = (q - q_low) / (1 - q_low) (q in
+    (q_low, 1], q_low 0 unless q is bounded below); the sampler's v = w sqrt(2 / |w|)."""
 
     q_index: int
     pa_index: int
+    q_low: float = 0.0
     size: ClassVar[int] = 2
 
     def forward(self, u):
@@ -124,10 +129,11 @@ class _Shape:
         pa = 0.5 * jnp.rad2deg(
             jnp.arctan2(jnp.where(at_origin, 0.0, w2), jnp.where(at_origin, 1.0, w1))
         )
-        return {self.q_index: jnp.exp(-2.0 * length), self.pa_index: jnp.mod(pa, 180.0)}
+        q = self.q_low + (1.0 - self.q_low) * jnp.exp(-2.0 * length)
+        return {self.q_index: q, self.pa_index: jnp.mod(pa, 180.0)}
 
     def inverse(self, values):
-        half_ln_q = -0.5 * jnp.log(values[self.q_index])
+        half_ln_q = -0.5 * jnp.log((values[self.q_index] - self.q_low) / (1.0 - self.q_low))
         angle = jnp.deg2rad(2.0 * values[self.pa_index])
         return [half_ln_q * jnp.cos(angle), half_ln_q * jnp.sin(angle)]
 
@@ -143,10 +149,10 @@ class _Shape:
         return [half_length * v1, half_length * v2]
 
     def log_jacobian(self, z):
-        # polar (rho, phi) of v: q = exp(-rho^2), pa = (90 / pi) phi degrees, so
-        # dq dpa = (180 / pi) q rho drho dphi = (180 / pi) q dv1 dv2
+        # polar (rho, phi) of v: q = q_low + (1 - q_low) exp(-rho^2), pa = (90 / pi) phi
+        # degrees, so dq dpa = (180 / pi) (1 - q_low) exp(-rho^2) dv1 dv2
         v1, v2 = z
-        return jnp.log(180.0 / jnp.pi) - (v1 * v1 + v2 * v2)
+        return jnp.log(180.0 / jnp.pi * (1.0 - self.q_low)) - (v1 * v1 + v2 * v2)
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -225,7 +231,12 @@ class _Model:
             kind, i = _kind(name), index[name]
             if name in fixed or (kind == "pa" and blocks and _pairs_with(blocks[-1], i)):
                 continue
-            if name in bounds:
+            pa = name[: -len("q")] + "pa" if kind == "q" else None
+            pa_free = pa is not None and pa not in fixed and pa not in bounds
+            if kind == "q" and pa_free and name in bounds and bounds[name][1] == 1.0:
+                # bounded below only: the shape pair stays, on (low, 1]
+                blocks.append(_Shape(i, index[pa], q_low=bounds[name][0]))
+            elif name in bounds:
                 low, high = bounds[name]
                 blocks.append(_Interval(i, low, high))
             elif kind == "magnitude":
@@ -235,11 +246,7 @@ class _Model:
             elif kind == "n":
                 blocks.append(_Interval(i, N_MIN, N_MAX))
             elif kind == "q":
-                pa = name[: -len("q")] + "pa"
-                if pa in fixed or pa in bounds:
-                    blocks.append(_Interval(i, Q_MIN, 1.0))
-                else:
-                    blocks.append(_Shape(i, index[pa]))
+                blocks.append(_Shape(i, index[pa]) if pa_free else _Interval(i, Q_MIN, 1.0))
             elif kind == "pa":
                 blocks.append(_Free(i, period=180.0))
             else:
@@ -311,6 +318,9 @@ class _Model:
                 columns[block.index] = jnp.clip(
                     columns[block.index], block.low + margin, block.high - margin
                 )
+            elif isinstance(block, _Shape) and block.q_low > 0.0:
+                margin = 1e-3 * (1.0 - block.q_low)
+                columns[block.q_index] = jnp.clip(columns[block.q_index], block.q_low + margin, 1.0)
         return self._join([block.inverse(columns) for block in self._blocks])
 
     def canonical(self, u):
@@ -329,6 +339,12 @@ class _Model:
         u = jnp.asarray(u)
         flags = []
         for block, part in zip(self._blocks, self._split(u), strict=True):
+            if isinstance(block, _Shape):
+                # q within e^-PEG of the range from its lower bound, as for an interval
+                length = jnp.sqrt(part[0] * part[0] + part[1] * part[1])
+                on_bound = (block.q_low > 0.0) & (2.0 * length >= PEG) & jnp.isfinite(length)
+                flags += [on_bound, on_bound]
+                continue
             for value in part:
                 bounded = isinstance(block, _Interval)
                 flags.append(bounded & (jnp.abs(value) >= PEG) & jnp.isfinite(value))
@@ -376,6 +392,29 @@ class _Model:
                 )
             )
         return out
+
+    def within_prior(self, prior: dict | None):
+        """This model bounded by `prior`'s supports (numpyro distributions by name): each free
+        parameter whose prior lives on an interval gets that interval as its bounds (within
+        any bounds of its own), so that the sampler's coordinates cover the prior's support
+        and nothing else; position angles stay periodic. Where the posterior presses on the
+        edge of the support (a faint galaxy's n, a centre prior of half a pixel), NUTS in
+        unbounded coordinates hits a wall of zero density there and diverges; in these it
+        sees a smooth, decaying density instead. The posterior is the same."""
+        if not prior:
+            return self
+        fixed, bounds = dict(self.fixed), dict(self.bounds)
+        for name, distribution in prior.items():
+            if name not in self.names or name in fixed or _kind(name) == "pa":
+                continue
+            support = distribution.support
+            low = getattr(support, "lower_bound", None)
+            high = getattr(support, "upper_bound", None)
+            if low is None or high is None or np.ndim(low) or np.ndim(high):
+                continue  # one-sided or unbounded: no interval to map
+            own = bounds.get(name, (-np.inf, np.inf))
+            bounds[name] = (max(float(low), own[0]), min(float(high), own[1]))
+        return dataclasses.replace(self, bounds=bounds)
 
     def with_constraints(self, values):
         """`values` (..., len(names)) with fixed parameters set and bounded ones clipped."""

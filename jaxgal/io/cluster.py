@@ -45,7 +45,9 @@ class ClusterOptions:
     the running cluster whose scheduler is at `scheduler` or described by
     `scheduler_file`, or `jobs` SLURM jobs of workers started by dask-jobqueue as the YAML
     file `slurm_config` says (`slurm_cluster`). `allowed_failures`: times a shard may be on
-    a worker that dies (set for a LocalCluster made here)."""
+    a worker that dies (set for a LocalCluster made here). `gpus`: the GPUs (CUDA device
+    numbers) a LocalCluster's workers take, one each (`OneGpuPerWorker`); None finds this
+    node's (`local_gpus`), () uses none. With GPUs the workers default to one per GPU."""
 
     workers: int | None = None
     scheduler: str | None = None
@@ -53,6 +55,7 @@ class ClusterOptions:
     slurm_config: str | None = None
     jobs: int = 1
     allowed_failures: int = 3
+    gpus: tuple[str, ...] | None = None
 
     def __post_init__(self):
         given = [self.scheduler, self.scheduler_file, self.slurm_config]
@@ -82,6 +85,57 @@ class OneCorePerWorker(WorkerPlugin):
                 os.sched_setaffinity(int(thread), {core})
             except OSError:  # a thread that ended meanwhile
                 pass
+
+
+class OneGpuPerWorker(WorkerPlugin):
+    """A dask worker plugin: the `k`-th worker (`k` the number its name ends with, as for
+    `OneCorePerWorker`) sees only the `k`-th of `gpus` (mod their number), through
+    CUDA_VISIBLE_DEVICES, set before JAX starts its GPU backend in the worker (at its first
+    computation, never at import), so that one process holds one GPU and workers never
+    share one's memory. A worker whose JAX has already started cannot be moved: it keeps
+    every GPU and says so in its log."""
+
+    name = "jaxgal-one-gpu-per-worker"
+
+    def __init__(self, gpus):
+        self.gpus = tuple(str(gpu) for gpu in gpus)
+
+    def setup(self, worker):
+        import logging
+
+        from jax._src import xla_bridge
+
+        index = re.search(r"(\d+)$", str(worker.name))
+        gpu = self.gpus[(int(index.group(1)) if index else 0) % len(self.gpus)]
+        if xla_bridge.backends_are_initialized():
+            logging.getLogger("distributed.worker").warning(
+                "jaxgal: JAX already started in worker %s; it keeps every GPU", worker.name
+            )
+            return
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+def local_gpus() -> tuple[str, ...]:
+    """This node's GPUs as CUDA device numbers, without starting CUDA here (the driver
+    would take a GPU's memory): CUDA_VISIBLE_DEVICES when set, else `nvidia-smi`'s list;
+    () without NVIDIA GPUs."""
+    import subprocess
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return tuple(d.strip() for d in visible.split(",") if d.strip() not in ("", "-1"))
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    if listed.returncode != 0:
+        return ()
+    return tuple(line.strip() for line in listed.stdout.splitlines() if line.strip())
 
 
 def worker_environment() -> dict[str, str]:
@@ -158,7 +212,7 @@ def connect(options: ClusterOptions, log=print) -> Iterator:
     the end); logs the workers and the dashboard's address."""
     from dask.distributed import Client
 
-    cluster = None
+    cluster, gpus = None, ()
     if options.scheduler_file is not None:
         client = Client(scheduler_file=str(options.scheduler_file))
     elif options.scheduler is not None:
@@ -168,11 +222,14 @@ def connect(options: ClusterOptions, log=print) -> Iterator:
         cluster.scale(jobs=options.jobs)
         client = Client(cluster)
     else:
-        cluster = local_cluster(
-            options.workers or os.cpu_count() or 1, allowed_failures=options.allowed_failures
-        )
+        gpus = local_gpus() if options.gpus is None else tuple(options.gpus)
+        workers = options.workers or len(gpus) or os.cpu_count() or 1
+        cluster = local_cluster(workers, allowed_failures=options.allowed_failures)
         client = Client(cluster)
     try:
+        if gpus:  # before anything runs on the workers
+            client.register_plugin(OneGpuPerWorker(gpus))
+            log(f"dask: {workers} workers on GPUs {', '.join(gpus)}, one each")
         if cluster is not None:  # a cluster made here: its workers are the node's cores
             client.register_plugin(OneCorePerWorker())
         log(describe_cluster(client, local=cluster))
