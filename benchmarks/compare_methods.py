@@ -308,6 +308,8 @@ def main(argv=None):
             floor=FLOORS[key],
             jaxgal_nmad_on_same_galaxies={k: v["nmad"] for k, v in same.items()},
             peer_nmad={k: v["nmad"] for k, v in peer["score"].items()},
+            jaxgal_outliers_on_same_galaxies={k: v["outlier_fraction"] for k, v in same.items()},
+            peer_outliers={k: v["outlier_fraction"] for k, v in peer["score"].items()},
         )
         ratios[key]["accuracy_equal_or_better"] = bool(
             all(

@@ -258,13 +258,15 @@ def imfit_fit(
     fitter.doFit(solver="LM")
     seconds = time.perf_counter() - clock
     raw = dict(zip(IMFIT_ORDER, fitter.getRawParameters()))
-    errors = dict(zip(IMFIT_ORDER, fitter.parameterErrors))
+    # Imfit gives no errors (None) for a fit that failed: NaN, and the fit counts as failed
+    reported = fitter.parameterErrors
+    errors = dict(zip(IMFIT_ORDER, [np.nan] * len(IMFIT_ORDER) if reported is None else reported))
     result = from_imfit(raw, image.shape, pixel_scale)
     result.update(
         chi2=float(fitter.fitStatistic),
         evaluations=int(fitter.nFuncEvals),
         seconds=seconds,
-        converged=bool(fitter.fitConverged),
+        converged=bool(fitter.fitConverged) and reported is not None,
         imfit=raw,
         imfit_errors=errors,
     )
