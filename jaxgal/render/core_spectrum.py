@@ -11,7 +11,8 @@ here instead (`jax.custom_jvp`): the core's transform G(t), t = kappa r1, depend
 - r_eff, n and r1 through its table, whose three derivatives come from one forward-mode
   pass through the table's matrix product (a few hundred nodes);
 - q and pa through kappa = |A^-T k| (dG = G'(t) r1 dkappa), and r1 also through t;
-- the centre through each alias's phase exp(-2 pi i m . offset / pixel).
+- the centre through each alias's phase exp(-i k_m . offset), k_m its wavenumber;
+- the flux as a factor.
 
 So one pass of the stencil gives G, its three table derivatives and G'(t), and one
 weighted sum over the aliases per partial derivative gives the spectrum's derivatives;
