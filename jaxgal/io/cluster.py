@@ -65,6 +65,13 @@ class ClusterOptions:
             raise ValueError(f"a cluster needs at least one worker, got {self.workers}")
 
 
+def _worker_index(worker) -> int | None:
+    """The number a worker's name ends with (a LocalCluster's 0, 1, ...; dask-jobqueue's
+    "JOB-0", "JOB-1", ...), or None."""
+    index = re.search(r"(\d+)$", str(worker.name))
+    return None if index is None else int(index.group(1))
+
+
 class OneCorePerWorker(WorkerPlugin):
     """A dask worker plugin: a single-threaded worker's process is held to one core, the
     `k`-th of the node's, `k` the number its name ends with (a LocalCluster's workers are
@@ -75,11 +82,11 @@ class OneCorePerWorker(WorkerPlugin):
     name = "jaxgal-one-core-per-worker"
 
     def setup(self, worker):
-        index = re.search(r"(\d+)$", str(worker.name))
+        index = _worker_index(worker)
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if index is None or worker.state.nthreads != 1 or len(cores) < 2:
             return
-        core = cores[int(index.group(1)) % len(cores)]
+        core = cores[index % len(cores)]
         for thread in os.listdir("/proc/self/task"):  # the threads running, and to come
             try:
                 os.sched_setaffinity(int(thread), {core})
@@ -105,8 +112,7 @@ class OneGpuPerWorker(WorkerPlugin):
 
         from jax._src import xla_bridge
 
-        index = re.search(r"(\d+)$", str(worker.name))
-        gpu = self.gpus[(int(index.group(1)) if index else 0) % len(self.gpus)]
+        gpu = self.gpus[(_worker_index(worker) or 0) % len(self.gpus)]
         if xla_bridge.backends_are_initialized():
             logging.getLogger("distributed.worker").warning(
                 "jaxgal: JAX already started in worker %s; it keeps every GPU", worker.name

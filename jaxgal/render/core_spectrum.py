@@ -31,7 +31,13 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from jaxgal.light.sersic import Sersic
-from jaxgal.render.core_transform import TABLE_STEP, core_table, core_transform
+from jaxgal.render.core_transform import (
+    TABLE_STEP,
+    core_table,
+    core_transform,
+    rotated_wavenumbers,
+    table_stencil,
+)
 
 
 def core_spectrum(profile: Sersic, psf, shape, pixel, origin, r1, bandwidth, t_max):
@@ -135,10 +141,7 @@ def _table_and_derivatives(r_eff, n, r1, t_max):
 def _partials(r_eff, n, q, pa, r1, kx, ky, t_max):
     """G and its derivatives in r_eff, n, q, pa and r1 at the wavenumbers (ky, kx)."""
     tables = _table_and_derivatives(r_eff, n, r1, t_max)
-    angle = jnp.deg2rad(pa)
-    cos, sin = jnp.cos(angle), jnp.sin(angle)
-    k_major = kx[None, :] * cos + ky[:, None] * sin
-    k_minor = -kx[None, :] * sin + ky[:, None] * cos
+    k_major, k_minor = rotated_wavenumbers(pa, kx, ky)
     square = k_major * k_major / q + k_minor * k_minor * q
     positive = square > 0
     kappa = jnp.where(positive, jnp.sqrt(jnp.where(positive, square, 1.0)), 0.0)
@@ -146,18 +149,8 @@ def _partials(r_eff, n, q, pa, r1, kx, ky, t_max):
     kappa_q = 0.5 * (k_minor * k_minor - k_major * k_major / (q * q)) * inverse
     kappa_pa = jnp.deg2rad(1.0) * k_major * k_minor * (1.0 / q - q) * inverse
 
-    # the cubic Lagrange stencil of `read_table`, and its derivative in s
-    last = tables.shape[0] - 3
-    position = kappa * r1 / TABLE_STEP + 1.0
-    base = jnp.clip(jnp.floor(position), 1, last - 1)
-    s = position - base
-    index = base.astype(jnp.int32)
-    stencil = (
-        -s * (s - 1.0) * (s - 2.0) / 6.0,
-        (s + 1.0) * (s - 1.0) * (s - 2.0) / 2.0,
-        -(s + 1.0) * s * (s - 2.0) / 2.0,
-        (s + 1.0) * s * (s - 1.0) / 6.0,
-    )
+    # `read_table`'s stencil, and the derivatives of its weights in s
+    index, s, stencil, live = table_stencil(tables.shape[0], kappa * r1)
     slope_stencil = (
         -(3.0 * s * s - 6.0 * s + 2.0) / 6.0,
         (3.0 * s * s - 4.0 * s - 1.0) / 2.0,
@@ -173,7 +166,6 @@ def _partials(r_eff, n, q, pa, r1, kx, ky, t_max):
     rows = [gathered[..., 4 * j : 4 * j + 4] for j in range(4)]  # each (ny, nx, 4)
     values = sum(w[..., None] * row for w, row in zip(stencil, rows, strict=True))
     slope = sum(w * row[..., 0] for w, row in zip(slope_stencil, rows, strict=True))
-    live = position < last
     values = jnp.where(live[..., None], values, 0.0)
     slope = jnp.where(live, slope, 0.0) / TABLE_STEP  # dG / dt
     transform, by_r_eff, by_n, by_r1_table = (values[..., i] for i in range(4))

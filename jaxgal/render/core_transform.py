@@ -76,21 +76,35 @@ def core_table(profile: Sersic, r1, t_max: float):
     return masses @ jnp.asarray(bessel, dtype) + lump
 
 
-def read_table(table, t):
-    """G(t) from `core_table` by cubic Lagrange interpolation; 0 past the table's end."""
-    last = table.shape[-1] - 3  # the stencil j-1 .. j+2 stays inside the table
+def table_stencil(length: int, t):
+    """The cubic Lagrange stencil that reads a table of `length` nodes at t: the index of
+    its second node (the stencil is index-1 .. index+2, inside the table), the fraction s
+    past it, the four weights, and whether t is before the table's end (past it, G is 0)."""
+    last = length - 3
     position = t / TABLE_STEP + 1.0
     base = jnp.clip(jnp.floor(position), 1, last - 1)
     s = position - base
-    index = base.astype(jnp.int32)
-    w0 = -s * (s - 1.0) * (s - 2.0) / 6.0
-    w1 = (s + 1.0) * (s - 1.0) * (s - 2.0) / 2.0
-    w2 = -(s + 1.0) * s * (s - 2.0) / 2.0
-    w3 = (s + 1.0) * s * (s - 1.0) / 6.0
-    value = (
-        w0 * table[index - 1] + w1 * table[index] + w2 * table[index + 1] + w3 * table[index + 2]
+    weights = (
+        -s * (s - 1.0) * (s - 2.0) / 6.0,
+        (s + 1.0) * (s - 1.0) * (s - 2.0) / 2.0,
+        -(s + 1.0) * s * (s - 2.0) / 2.0,
+        (s + 1.0) * s * (s - 1.0) / 6.0,
     )
-    return jnp.where(position < last, value, 0.0)
+    return base.astype(jnp.int32), s, weights, position < last
+
+
+def read_table(table, t):
+    """G(t) from `core_table` by cubic Lagrange interpolation; 0 past the table's end."""
+    index, _, weights, live = table_stencil(table.shape[-1], t)
+    value = sum(w * table[index + j - 1] for j, w in enumerate(weights))
+    return jnp.where(live, value, 0.0)
+
+
+def rotated_wavenumbers(pa, kx, ky):
+    """(k along the major axis, k along the minor one) on the grid (ky, kx), pa in degrees."""
+    angle = jnp.deg2rad(pa)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    return kx[None, :] * cos + ky[:, None] * sin, -kx[None, :] * sin + ky[:, None] * cos
 
 
 def core_transform(profile: Sersic, kx, ky, r1, t_max: float):
@@ -98,9 +112,6 @@ def core_transform(profile: Sersic, kx, ky, r1, t_max: float):
 
     kappa = |A^-T k|: k along the major axis over sqrt(q), along the minor one times it.
     """
-    angle = jnp.deg2rad(profile.pa)
-    cos, sin = jnp.cos(angle), jnp.sin(angle)
-    k_major = kx[None, :] * cos + ky[:, None] * sin
-    k_minor = -kx[None, :] * sin + ky[:, None] * cos
+    k_major, k_minor = rotated_wavenumbers(profile.pa, kx, ky)
     kappa = safe_sqrt(k_major * k_major / profile.q + k_minor * k_minor * profile.q)
     return read_table(core_table(profile, r1, t_max), kappa * r1)
