@@ -347,8 +347,14 @@ def main(argv=None):
     output = args.output or default_output(__file__, "compare_methods")
     if args.quick and args.output is None:
         output = output.with_name(output.stem + "_quick.json")
+
+    def rounded(values, count):  # per galaxy, so a verdict can be traced to its galaxies
+        return [round(float(v), 5) for v in np.asarray(values, float)[:count]]
+
     serialisable = {
-        label: {k: v for k, v in row.items() if k != "predictions"} for label, row in rows.items()
+        label: {k: v for k, v in row.items() if k != "predictions"}
+        | {"predictions": {k: rounded(row["predictions"][k], row["count"]) for k in SCORED}}
+        for label, row in rows.items()
     }
     result = dict(
         count=count,
@@ -357,6 +363,7 @@ def main(argv=None):
         seed=args.seed,
         processes=args.processes,
         methods=serialisable,
+        truth={k: rounded(data["truth"][k], count) for k in SCORED},
         ratios=ratios,
         notes=notes,
         on_accelerator=on_accelerator(),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from jaxgal.io.fits import InputError
+from jaxgal.io.fits import InputError, UnreadableFile
 from jaxgal.io.input_list import InputList, open_input_list, open_inputs
 from jaxgal.io.inputs import FitInputs
 
@@ -98,3 +98,28 @@ def test_glob_and_option_errors(tiles):
         open_input_list(directory / "list.txt", psf="{stem}_psf.fits")
     with pytest.raises(InputError, match="the fields are"):
         open_inputs(directory / "?.fits", psf="{stm}_psf.fits")
+
+
+def test_a_file_that_cannot_be_read_fails_only_its_rows(tiles):
+    """A damaged header among the files: the list opens, the file keeps one row (how many
+    it held is unknown) whose reading names it; the rows of the other files read as written.
+    A readable file whose PSF is damaged keeps its own count of rows."""
+    directory, images, psfs = tiles
+    (directory / "a.fits").write_bytes(b"SIMPLE  = garbage" * 400)  # 3 rows, now unknown
+    inputs = open_inputs(directory / "?.fits", psf="{dir}/{stem}_psf.fits")
+    assert inputs.count == 1 + 1 + 2
+    assert len(inputs.unreadable()) == 1 and "a.fits: not a readable FITS" in inputs.unreadable()[0]
+    assert inputs.labels(0, 4) == ([str(directory / f"{n}.fits") for n in "abcc"], [0, 0, 0, 1])
+    np.testing.assert_array_equal(inputs.rows(1, 4).images, images[3:6])
+    with pytest.raises(UnreadableFile, match="a.fits: not a readable FITS"):
+        inputs.rows(0, 2)
+    (directory / "c_psf.fits").write_bytes(b"\0" * 2880)
+    inputs = open_inputs(directory / "?.fits", psf="{dir}/{stem}_psf.fits")
+    assert inputs.count == 1 + 1 + 2  # c's cutouts say 2 rows
+    np.testing.assert_allclose(inputs.rows(1, 2).psf_images, psfs[3:4])
+    with pytest.raises(UnreadableFile, match="c_psf.fits"):
+        inputs.rows(2, 3)
+    for name in "bc":
+        (directory / f"{name}.fits").write_bytes(b"\0" * 2880)
+    with pytest.raises(InputError, match="no file can be read; the first: .*a.fits"):
+        open_inputs(directory / "?.fits")

@@ -10,6 +10,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from jaxgal.io import InputError, open_fit_inputs, open_stack, read_table, write_table_atomically
+from jaxgal.io.fits import UnreadableFile
 from jaxgal.io.shards import (
     ConfigurationMismatch,
     combine_parts,
@@ -99,6 +100,27 @@ def test_directory_sorted_by_name(tmp_path, rng):
     (folder / "d.fits").unlink()
     write_image(folder / "d.fits", np.zeros((8, 9)), MAGZERO=30.0)
     with pytest.raises(InputError, match=r"d.fits: shape \(8, 9\)"):
+        open_stack(folder, "cutouts")
+
+
+def test_a_damaged_file_of_a_directory_fails_only_its_row(tmp_path, rng):
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    images = rng.normal(size=(3, 8, 8))
+    for name, image in zip("abc", images):
+        write_image(folder / f"{name}.fits", image, MAGZERO=30.0)
+    (folder / "b.fits").write_bytes(b"SIMPLE  = garbage" * 400)
+    stack = open_stack(folder, "cutouts")
+    assert stack.count == 3 and stack.names() == ["a.fits", "b.fits", "c.fits"]
+    assert stack.facts.zero_point == 30.0
+    np.testing.assert_allclose(stack.read(2, 3)[0], images[2].astype(np.float32))
+    with pytest.raises(UnreadableFile, match="b.fits: not a readable FITS file"):
+        stack.read(0, 2)
+    with pytest.raises(UnreadableFile, match="b.fits"):
+        stack.select(["c.fits", "b.fits"]).read(1, 2)
+    for name in "ac":
+        (folder / f"{name}.fits").write_bytes(b"")
+    with pytest.raises(InputError, match="no file can be read; the first: .*a.fits"):
         open_stack(folder, "cutouts")
 
 

@@ -1,9 +1,10 @@
 """Survey scale on dask (issue 6): `jaxgal fit` on a 2-worker LocalCluster of spawned
 processes gives the serial run's catalogue, bit for bit, when a worker is killed in the
 middle (a), and when the driver is killed and the job rerun, without recomputing a finished
-shard (b); a corrupt file fails only its shard, whose rows are flagged with the reason, and
-a rerun after the file is mended fits that shard alone (c); every worker compiles once; the
-SLURM recipe's job script holds the YAML's cores, memory, walltime and directives.
+shard (b); a corrupt file (its pixels, or its header) fails only its shard, whose rows are
+flagged with the reason, and a rerun after the file is mended fits that shard alone (c);
+every worker compiles once; the SLURM recipe's job script holds the YAML's cores, memory,
+walltime and directives.
 
 The galaxies are 48 tiny (16 x 16) elliptical Gaussians fitted by refinement, in shards of
 two to five: one cluster serves every test, so each worker compiles the fit once (~20 s)."""
@@ -244,6 +245,37 @@ def test_c_corrupt_file_fails_its_shard_and_a_rerun_mends_it(survey, serial, cli
     assert not parts.exists()  # done, and nothing failed: the work directory is gone
     assert "complete" in invoke("status", out).output
     assert done.keys() == {f"part-{shard:06d}.fits" for shard in range(10) if shard != 4}
+
+
+def test_c_a_file_that_cannot_be_opened_fails_only_its_shard(survey, serial, client, tmp_path):
+    """A damaged header in a directory of cutouts: the job is listed and run all the same,
+    the file's shard is flagged with the reason, and the rerun after it is mended fits that
+    shard alone (a directory's file is one row, damaged or not)."""
+    broken = survey.root / "cutouts" / "g007.fits"  # in the shard of rows 5-9
+    good = broken.read_bytes()
+    out = tmp_path / "catalog.fits"
+    args = ["fit", *survey.directory, *FIT, "--batch-size", 5, "--out", out]
+    args += ["--scheduler", client.scheduler.address]
+    try:
+        broken.write_bytes(b"SIMPLE  = damaged" * 200)
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert "1 files cannot be read" in result.output and "g007.fits" in result.output
+        catalog = Table.read(out)
+        np.testing.assert_array_equal(catalog["index"], np.arange(COUNT))
+        bad = np.isin(catalog["index"], np.arange(5, 10))
+        assert np.all(catalog["flags"][bad] & FLAG_SHARD_FAILED)
+        assert not np.any(catalog["flags"][~bad] & FLAG_SHARD_FAILED)
+        assert all("g007.fits: not a readable FITS" in r for r in catalog["failure"][bad])
+        assert_same_fit(catalog, serial, rows=~bad, exact=False)
+    finally:
+        broken.write_bytes(good)
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "resuming: 9 of 10 shards" in result.output
+    catalog = Table.read(out)
+    assert "failure" not in catalog.colnames
+    assert_same_fit(catalog, serial, exact=False)
 
 
 def test_each_worker_compiles_once(survey, client, tmp_path):

@@ -17,7 +17,14 @@
 
 from jaxgal.io.catalog import read_table, write_table_atomically
 from jaxgal.io.fit_job import FitOptions, run_fit_job
-from jaxgal.io.fits import HeaderFacts, ImageStack, InputError, header_facts, open_stack
+from jaxgal.io.fits import (
+    HeaderFacts,
+    ImageStack,
+    InputError,
+    UnreadableFile,
+    header_facts,
+    open_stack,
+)
 from jaxgal.io.inputs import FitInputs, FitRows, open_fit_inputs
 from jaxgal.io.shards import ConfigurationMismatch
 from jaxgal.io.simulated_set import simulate_set, write_simulated_set
@@ -30,6 +37,7 @@ __all__ = [
     "HeaderFacts",
     "ImageStack",
     "InputError",
+    "UnreadableFile",
     "header_facts",
     "open_fit_inputs",
     "open_stack",

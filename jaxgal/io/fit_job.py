@@ -292,6 +292,12 @@ def run_fit_job(
         f"pixels; zero point {calibration['zero_point']} ({calibration['zero_point_from']}), "
         f"pixel scale {calibration['pixel_scale']} arcsec ({calibration['pixel_scale_from']})"
     )
+    unreadable = inputs.unreadable()
+    if unreadable:
+        log(
+            f"{len(unreadable)} files cannot be read; their rows will be flagged "
+            f"{FLAG_SHARD_FAILED} with the reason (the first: {unreadable[0]})"
+        )
     config = job_configuration(inputs, options, calibration)
     fresh = not work_directory.exists()
     open_work_directory(work_directory, config)

@@ -6,7 +6,10 @@
 A cube is (count, ny, nx) in the primary HDU or the first image HDU; a 2-d image is a
 stack of one; a directory is its FITS files (`*.fits`, `*.fit`, `*.fts`, `*.fits.gz`,
 `*.fits.fz`) sorted by name, one 2-d image each. Every error names the file and the
-problem.
+problem. A file of a directory that cannot be read at all (`UnreadableFile`: damaged, no
+image, no permission) keeps its place as one image whose reading raises the reason, so a
+job fails only the rows that hold it; a directory of files that disagree (shapes, header
+facts) is an error of the whole job.
 
 Header facts: the pixel scale (arcsec) from a celestial WCS (astropy's
 `proj_plane_pixel_scales`, square pixels required) or else a PIXSCALE keyword (arcsec); the
@@ -30,6 +33,12 @@ SQUARE_TOLERANCE = 1e-3  # relative difference of the two pixel sides still call
 
 class InputError(ValueError):
     """An input file that cannot be used: the message names the file and the problem."""
+
+
+class UnreadableFile(InputError):
+    """A file that is there but cannot be read as a FITS image (damaged, cut short in its
+    header, no image HDU, no permission). In a directory or a list of many files it fails
+    its own rows, and the rest of the job goes on."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def _open(path: Path, what: str):
     except FileNotFoundError:
         raise InputError(f"{what} {path}: no such file") from None
     except Exception as error:  # astropy raises OSError, ValueError, TypeError... for junk
-        raise InputError(f"{what} {path}: not a readable FITS file ({error})") from None
+        raise UnreadableFile(f"{what} {path}: not a readable FITS file ({error})") from None
     return hdus
 
 
@@ -128,7 +137,7 @@ def _image_hdu(hdus, path: Path, what: str):
     for hdu in hdus:
         if getattr(hdu, "is_image", False) and hdu.header.get("NAXIS", 0) >= 2:
             return hdu
-    raise InputError(f"{what} {path}: no image in any HDU (a table or an empty file)")
+    raise UnreadableFile(f"{what} {path}: no image in any HDU (a table or an empty file)")
 
 
 def _pixels(hdu, path: Path, what: str):
@@ -145,7 +154,7 @@ def _image_shape(hdu, path: Path, what: str) -> tuple[int, ...]:
     try:
         return tuple(int(side) for side in hdu.shape)
     except Exception as error:
-        raise InputError(f"{what} {path}: unreadable image header ({error})") from None
+        raise UnreadableFile(f"{what} {path}: unreadable image header ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,8 @@ class ImageStack:
     """A stack of `count` images of `shape` (ny, nx) in FITS: one cube or 2-d image at
     `path` (`files` None), or a directory's `files`, one image each. `facts` are the
     header facts (the same in every file of a directory); `what` names the input in errors.
+    `unreadable`: (file name, reason) of a directory's files that could not be read when it
+    was opened; each stays in its place (one image) and reading it raises the reason.
     """
 
     what: str
@@ -161,6 +172,7 @@ class ImageStack:
     count: int
     shape: tuple[int, int]
     facts: HeaderFacts
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_directory(self) -> bool:
@@ -191,6 +203,9 @@ class ImageStack:
             return np.array(rows, dtype=np.float64)
 
     def _read_file(self, file: Path) -> np.ndarray:
+        for name, reason in self.unreadable:
+            if name == file.name:
+                raise UnreadableFile(reason)
         with _open(file, self.what) as hdus:
             data = _pixels(_image_hdu(hdus, file, self.what), file, self.what)
             if data is None or data.shape != self.shape:
@@ -241,26 +256,32 @@ def _open_directory(path: Path, what: str) -> ImageStack:
         raise InputError(
             f"{what} {path}: a directory with no FITS files ({', '.join(FITS_SUFFIXES)})"
         )
-    shape, facts, first = None, None, files[0]
+    shape, facts, first, unreadable = None, None, None, []
     for file in files:
-        with _open(file, what) as hdus:
-            hdu = _image_hdu(hdus, file, what)
-            file_shape = _image_shape(hdu, file, what)
-            file_facts = header_facts(hdu.header, file)
-            if hdu is not hdus[0] and file_facts == HeaderFacts():
-                file_facts = header_facts(hdus[0].header, file)
+        try:
+            with _open(file, what) as hdus:
+                hdu = _image_hdu(hdus, file, what)
+                file_shape = _image_shape(hdu, file, what)
+                file_facts = header_facts(hdu.header, file)
+                if hdu is not hdus[0] and file_facts == HeaderFacts():
+                    file_facts = header_facts(hdus[0].header, file)
+        except UnreadableFile as error:  # one damaged file of many: its own row fails
+            unreadable.append((file.name, str(error)))
+            continue
         if len(file_shape) != 2:
             raise InputError(
                 f"{what} {file}: an image of shape {file_shape}; each file of a directory "
                 "must hold one 2-d image"
             )
         if shape is None:
-            shape, facts = file_shape, file_facts
+            shape, facts, first = file_shape, file_facts, file
             continue
         if file_shape != shape:
             raise InputError(f"{what} {file}: shape {file_shape}, but {first} has {shape}")
         _check_same_facts(facts, file_facts, first, file, what)
-    return ImageStack(what, path, files, len(files), shape, facts)
+    if shape is None:
+        raise InputError(f"{what} {path}: no file can be read; the first: {unreadable[0][1]}")
+    return ImageStack(what, path, files, len(files), shape, facts, tuple(unreadable))
 
 
 def _check_same_facts(facts: HeaderFacts, other: HeaderFacts, first, file, what):

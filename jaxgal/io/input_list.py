@@ -20,9 +20,13 @@ A file and its maps are paired as `open_fit_inputs` pairs one cube: one map per 
 one for all of the file's planes.
 
 Headers are read, and the structure checked, when the list is opened; pixels when rows are
-read, so a file that is corrupt past its header fails only the rows that read it. A list
-identifies its files by path and row count, not modification time, so a corrupt file can be
-replaced and the job rerun.
+read, so a file that is corrupt past its header fails only the rows that read it. A file
+that cannot be read at all (`UnreadableFile`: its header damaged, no image, no permission)
+fails only its own rows too: as many as its cutouts' header says when only a map is
+unreadable, else one row, since how many it holds is unknown. A list identifies its files
+by path and row count, not modification time, so a corrupt file can be replaced and the job
+rerun; a mended file that holds another number of rows than it was counted as changes the
+job's rows, so that job refuses to resume: fit the mended file as a job of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgal.io.fits import FITS_SUFFIXES, HeaderFacts, InputError, _check_same_facts
+from jaxgal.io.fits import (
+    FITS_SUFFIXES,
+    HeaderFacts,
+    InputError,
+    UnreadableFile,
+    _check_same_facts,
+    open_stack,
+)
 from jaxgal.io.inputs import FitInputs, FitRows, open_fit_inputs
 
 ROLES = ("psf", "noise", "weight", "mask")
@@ -46,14 +57,18 @@ NONE = "-"
 @dataclass(frozen=True)
 class ListedFile:
     """One cutouts file of a list, its maps ((role, path), ...), and its rows
-    start..start + count in the job."""
+    start..start + count in the job; `problem`: why the file (or a map) could not be read
+    when the list was opened, raised again when its rows are read."""
 
     cutouts: Path
     maps: tuple[tuple[str, Path], ...]
     start: int
     count: int
+    problem: str | None = None
 
     def open(self) -> FitInputs:
+        if self.problem is not None:
+            raise UnreadableFile(self.problem)
         return open_fit_inputs(self.cutouts, **{role: path for role, path in self.maps})
 
 
@@ -124,6 +139,10 @@ class InputList:
         if not pieces:
             raise ValueError(f"rows {start}..{stop} are outside the {self.count} rows")
         return FitRows(*(_joined([getattr(p, f) for p in pieces]) for f in FitRows._fields))
+
+    def unreadable(self) -> list[str]:
+        """Why each file that could not be read when the list was opened fails its rows."""
+        return [listed.problem for listed in self.files if listed.problem is not None]
 
     def describe(self) -> dict:
         """What identifies the inputs in the job's configuration: the source, the count, the
@@ -204,6 +223,12 @@ def open_input_list(source, *, psf=None, noise=None, weight=None, mask=None) -> 
                 maps[role] = _map_for(value, cutouts)
         try:
             opened = open_fit_inputs(cutouts, **maps)
+        except UnreadableFile as error:  # one damaged file of many: its own rows fail
+            count = _count_or_one(cutouts)
+            problem = f"{where}: {error}"
+            files.append(ListedFile(cutouts, tuple(sorted(maps.items())), start, count, problem))
+            start += count
+            continue
         except InputError as error:
             raise InputError(f"{where}: {error}") from None
         if first is None:
@@ -212,6 +237,8 @@ def open_input_list(source, *, psf=None, noise=None, weight=None, mask=None) -> 
             _check_like_first(opened, cutouts, set(maps), first, where)
         files.append(ListedFile(cutouts, tuple(sorted(maps.items())), start, opened.count))
         start += opened.count
+    if first is None:
+        raise InputError(f"{text}: no file can be read; the first: {files[0].problem}")
     head = first[0].cutouts
     summary = ListedCutouts("cutouts", Path(text), start, head.shape, head.facts)
     origins = {
@@ -220,6 +247,15 @@ def open_input_list(source, *, psf=None, noise=None, weight=None, mask=None) -> 
         if role in columns or options[role] is not None
     }
     return InputList(tuple(files), summary, **origins)
+
+
+def _count_or_one(cutouts: Path) -> int:
+    """The rows of a cutouts file whose maps are unreadable: its count when its own header
+    can be read, else one."""
+    try:
+        return open_stack(cutouts, "cutouts").count
+    except InputError:
+        return 1
 
 
 def _is_fits(path: Path) -> bool:

@@ -62,6 +62,10 @@ class FitInputs:
         roles = ("cutouts", "psf", "noise", "weight", "mask")
         return {role: getattr(self, role) for role in roles if getattr(self, role) is not None}
 
+    def unreadable(self) -> list[str]:
+        """Why each file of a directory that could not be read fails its row."""
+        return [reason for stack in self.stacks().values() for _, reason in stack.unreadable]
+
     def rows(self, start: int, stop: int) -> FitRows:
         """Read rows start..stop of every input (broadcasting one-for-all maps) and check
         their values."""
