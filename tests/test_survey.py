@@ -153,6 +153,28 @@ def assert_same_fit(catalog, expected, rows=slice(None), exact=True):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+def assert_only_rows_failed(catalog, serial, rows, named: str):
+    """Every input row once; `rows`, and only they, flagged as failed with a reason naming
+    `named`; the others as the serial run's. Returns the failed rows' mask."""
+    np.testing.assert_array_equal(catalog["index"], np.arange(COUNT))
+    bad = np.isin(catalog["index"], rows)
+    assert np.all(catalog["flags"][bad] & FLAG_SHARD_FAILED)
+    assert not np.any(catalog["flags"][~bad] & FLAG_SHARD_FAILED)
+    assert all(named in reason for reason in catalog["failure"][bad])
+    assert_same_fit(catalog, serial, rows=~bad, exact=False)
+    return bad
+
+
+def assert_mended_by_a_rerun(result, out, serial):
+    """The rerun after the file was mended fitted the failed shard alone, and the catalogue
+    is the serial run's, nothing flagged."""
+    assert result.exit_code == 0, result.output
+    assert "resuming: 9 of 10 shards" in result.output
+    catalog = Table.read(out)
+    assert "failure" not in catalog.colnames and not np.any(catalog["flags"] & FLAG_SHARD_FAILED)
+    assert_same_fit(catalog, serial, exact=False)
+
+
 def test_a_worker_killed_mid_run(survey, serial, client, tmp_path):
     out, parts = tmp_path / "catalog.fits", tmp_path / "catalog.fits.parts"
     address = client.scheduler.address
@@ -222,26 +244,16 @@ def test_c_corrupt_file_fails_its_shard_and_a_rerun_mends_it(survey, serial, cli
         assert result.exit_code == 0, result.output
         assert "1 shards failed (5 rows flagged 16" in result.output
         catalog = Table.read(out)
-        np.testing.assert_array_equal(catalog["index"], np.arange(COUNT))
-        bad = np.isin(catalog["index"], np.arange(20, 25))
-        assert np.all(catalog["flags"][bad] & FLAG_SHARD_FAILED)
-        assert not np.any(catalog["flags"][~bad] & FLAG_SHARD_FAILED)
-        assert all("tile_05.fits" in reason for reason in catalog["failure"][bad])
+        bad = assert_only_rows_failed(catalog, serial, np.arange(20, 25), "tile_05.fits")
         assert np.all(np.isnan(np.ma.filled(np.ma.asarray(catalog["magnitude"]), np.nan)[bad]))
         assert list(catalog["plane"][:6]) == [0, 1, 2, 3, 0, 1]
-        assert_same_fit(catalog, serial, rows=~bad, exact=False)
         status = invoke("status", out).output
         assert "9 of 10 shards done" in status and "1 failed" in status
         assert "shard 4 failed" in status and "tile_05.fits" in status
         done = snapshot(parts)
     finally:
         broken.write_bytes(good)
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert "resuming: 9 of 10 shards" in result.output
-    catalog = Table.read(out)
-    assert "failure" not in catalog.colnames and not np.any(catalog["flags"] & FLAG_SHARD_FAILED)
-    assert_same_fit(catalog, serial, exact=False)
+    assert_mended_by_a_rerun(invoke(*args), out, serial)
     assert not parts.exists()  # done, and nothing failed: the work directory is gone
     assert "complete" in invoke("status", out).output
     assert done.keys() == {f"part-{shard:06d}.fits" for shard in range(10) if shard != 4}
@@ -261,21 +273,11 @@ def test_c_a_file_that_cannot_be_opened_fails_only_its_shard(survey, serial, cli
         result = invoke(*args)
         assert result.exit_code == 0, result.output
         assert "1 files cannot be read" in result.output and "g007.fits" in result.output
-        catalog = Table.read(out)
-        np.testing.assert_array_equal(catalog["index"], np.arange(COUNT))
-        bad = np.isin(catalog["index"], np.arange(5, 10))
-        assert np.all(catalog["flags"][bad] & FLAG_SHARD_FAILED)
-        assert not np.any(catalog["flags"][~bad] & FLAG_SHARD_FAILED)
-        assert all("g007.fits: not a readable FITS" in r for r in catalog["failure"][bad])
-        assert_same_fit(catalog, serial, rows=~bad, exact=False)
+        named = "g007.fits: not a readable FITS"
+        assert_only_rows_failed(Table.read(out), serial, np.arange(5, 10), named)
     finally:
         broken.write_bytes(good)
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert "resuming: 9 of 10 shards" in result.output
-    catalog = Table.read(out)
-    assert "failure" not in catalog.colnames
-    assert_same_fit(catalog, serial, exact=False)
+    assert_mended_by_a_rerun(invoke(*args), out, serial)
 
 
 def test_each_worker_compiles_once(survey, client, tmp_path):

@@ -230,12 +230,7 @@ def open_stack(path, what: str) -> ImageStack:
         return _open_directory(path, what)
     if not path.exists():
         raise InputError(f"{what} {path}: no such file or directory")
-    with _open(path, what) as hdus:
-        hdu = _image_hdu(hdus, path, what)
-        shape = _image_shape(hdu, path, what)
-        facts = header_facts(hdu.header, path)
-        if hdu is not hdus[0] and facts == HeaderFacts():
-            facts = header_facts(hdus[0].header, path)  # keywords often sit in the primary
+    shape, facts = _read_header(path, what)
     if len(shape) == 2:
         count, image_shape = 1, shape
     elif len(shape) == 3:
@@ -250,6 +245,17 @@ def open_stack(path, what: str) -> ImageStack:
     return ImageStack(what, path, None, count, tuple(image_shape), facts)
 
 
+def _read_header(path: Path, what: str) -> tuple[tuple[int, ...], HeaderFacts]:
+    """The image's shape and the header facts of the FITS file at `path`."""
+    with _open(path, what) as hdus:
+        hdu = _image_hdu(hdus, path, what)
+        shape = _image_shape(hdu, path, what)
+        facts = header_facts(hdu.header, path)
+        if hdu is not hdus[0] and facts == HeaderFacts():
+            facts = header_facts(hdus[0].header, path)  # keywords often sit in the primary
+    return shape, facts
+
+
 def _open_directory(path: Path, what: str) -> ImageStack:
     files = tuple(sorted(p for p in path.iterdir() if p.is_file() and _is_fits_name(p)))
     if not files:
@@ -259,12 +265,7 @@ def _open_directory(path: Path, what: str) -> ImageStack:
     shape, facts, first, unreadable = None, None, None, []
     for file in files:
         try:
-            with _open(file, what) as hdus:
-                hdu = _image_hdu(hdus, file, what)
-                file_shape = _image_shape(hdu, file, what)
-                file_facts = header_facts(hdu.header, file)
-                if hdu is not hdus[0] and file_facts == HeaderFacts():
-                    file_facts = header_facts(hdus[0].header, file)
+            file_shape, file_facts = _read_header(file, what)
         except UnreadableFile as error:  # one damaged file of many: its own row fails
             unreadable.append((file.name, str(error)))
             continue
